@@ -1,0 +1,189 @@
+"""`${...}` expressions in spec values: small arithmetic over variables, never `eval`.
+
+A string that is exactly `${expr}` becomes the expression's value (a number,
+list, string or boolean); a string with `${expr}` inside other text gets the
+value written into it (`"conv${stage}"`). The expression is parsed with
+Python's `ast` and only a whitelist of node kinds is interpreted: literals,
+names, + - * / // %, comparisons, and/or/not, `a if c else b`, indexing and
+list literals. There are no calls, attributes or imports, so nothing in a spec
+can run code.
+"""
+
+from __future__ import annotations
+
+import ast
+import operator
+import re
+
+from zoo.source import Mapping, Sequence, suggest
+
+MAX_EXPRESSION_LENGTH = 500
+MAX_STRING_LENGTH = 10_000
+
+_WHOLE = re.compile(r"^\$\{([^{}]*)\}$")
+_PART = re.compile(r"\$\{([^{}]*)\}")
+
+_BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+           ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod}
+_COMPARE = {ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt,
+            ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge}
+
+
+class ExpressionError(ValueError):
+    """What is wrong with an expression; the caller adds the location."""
+
+
+def substitute(value, variables: dict, located_error):
+    """Evaluate every `${...}` in `value` (recursively through lists and mappings).
+
+    `located_error(container, key, message)` turns a problem into a SpecError
+    located at the offending value.
+    """
+    if isinstance(value, Mapping):
+        result = Mapping(location=value.location, path=value.path)
+        result.key_locations = value.key_locations
+        for key, item in value.items():
+            result.set(key, _substitute_item(value, key, item, variables, located_error),
+                       value.value_locations.get(key), value.key_locations.get(key))
+        return result
+    if isinstance(value, Sequence):
+        result = Sequence(location=value.location, path=value.path)
+        for index, item in enumerate(value):
+            result.append_located(_substitute_item(value, index, item, variables, located_error),
+                                  value.item_locations[index])
+        return result
+    return value
+
+
+def _substitute_item(container, key, item, variables, located_error):
+    if isinstance(item, str) and "${" in item:
+        try:
+            return evaluate_text(item, variables)
+        except ExpressionError as exc:
+            raise located_error(container, key, str(exc)) from None
+    return substitute(item, variables, located_error)
+
+
+def evaluate_text(text: str, variables: dict):
+    whole = _WHOLE.match(text)
+    if whole:
+        return evaluate(whole.group(1), variables)
+    rendered = _PART.sub(lambda m: _render(evaluate(m.group(1), variables)), text)
+    if "${" in rendered:
+        raise ExpressionError(f"unclosed or nested '${{' in '{text}'; write ${{name}}")
+    return rendered
+
+
+def _render(value) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def evaluate(expression: str, variables: dict):
+    """The value of one expression (the text between `${` and `}`)."""
+    if len(expression) > MAX_EXPRESSION_LENGTH:
+        raise ExpressionError(f"the expression is longer than {MAX_EXPRESSION_LENGTH} characters")
+    try:
+        tree = ast.parse(expression.strip(), mode="eval")
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        raise ExpressionError(f"'${{{expression}}}' is not a valid expression; expressions use "
+                              "names, numbers, + - * / // %, comparisons, and/or/not, "
+                              "'a if c else b' and x[i]") from None
+    try:
+        return _Evaluator(variables).visit(tree.body)
+    except RecursionError:
+        raise ExpressionError(f"'${{{expression}}}' is nested too deeply") from None
+
+
+class _Evaluator:
+    def __init__(self, variables: dict):
+        self.variables = variables
+
+    def visit(self, node):
+        method = getattr(self, "visit_" + type(node).__name__, None)
+        if method is None:
+            raise ExpressionError(f"'{ast.unparse(node)}' is not allowed in an expression: only "
+                                  "names, literals, arithmetic, comparisons, and/or/not, "
+                                  "'a if c else b' and indexing are (no calls or attributes)")
+        return method(node)
+
+    def visit_Constant(self, node):
+        if not isinstance(node.value, (int, float, str, bool, type(None))):
+            raise ExpressionError(f"the literal {node.value!r} is not allowed")
+        return node.value
+
+    def visit_Name(self, node):
+        if node.id in ("true", "false", "null"):  # YAML spellings, for symmetry with the file
+            return {"true": True, "false": False, "null": None}[node.id]
+        if node.id not in self.variables:
+            known = sorted(self.variables)
+            raise ExpressionError(f"undefined variable '{node.id}'{suggest(node.id, known)}; "
+                                  f"defined here: {', '.join(known) or 'none'}")
+        return self.variables[node.id]
+
+    def visit_List(self, node):
+        return [self.visit(item) for item in node.elts]
+
+    visit_Tuple = visit_List
+
+    def visit_UnaryOp(self, node):
+        operand = self.visit(node.operand)
+        if isinstance(node.op, ast.Not):
+            return not operand
+        if isinstance(node.op, (ast.USub, ast.UAdd)) and _is_number(operand):
+            return -operand if isinstance(node.op, ast.USub) else operand
+        raise ExpressionError(f"cannot apply '{ast.unparse(node)}' to {operand!r}")
+
+    def visit_BinOp(self, node):
+        left, right = self.visit(node.left), self.visit(node.right)
+        op = _BINARY.get(type(node.op))
+        both_numbers = _is_number(left) and _is_number(right)
+        joins_text = isinstance(node.op, ast.Add) and isinstance(left, str) and isinstance(right, str)
+        if op is None or not (both_numbers or joins_text):
+            raise ExpressionError(f"cannot compute '{ast.unparse(node)}' with {left!r} and "
+                                  f"{right!r}: arithmetic takes numbers (and + joins strings)")
+        try:
+            result = op(left, right)
+        except (ZeroDivisionError, OverflowError) as exc:
+            raise ExpressionError(f"'{ast.unparse(node)}': {exc}") from None
+        if isinstance(node.op, ast.Div) and isinstance(result, float) and result.is_integer() \
+                and isinstance(left, int) and isinstance(right, int):
+            result = int(result)  # 256 / 2 is a layer width, not 128.0
+        if isinstance(result, str) and len(result) > MAX_STRING_LENGTH:
+            raise ExpressionError(f"the string is longer than {MAX_STRING_LENGTH} characters")
+        return result
+
+    def visit_BoolOp(self, node):
+        values = (self.visit(value) for value in node.values)
+        return all(values) if isinstance(node.op, ast.And) else any(values)
+
+    def visit_Compare(self, node):
+        left = self.visit(node.left)
+        for op, comparator in zip(node.ops, node.comparators):
+            right = self.visit(comparator)
+            if type(op) not in _COMPARE:
+                raise ExpressionError(f"the comparison in '{ast.unparse(node)}' is not allowed")
+            try:
+                if not _COMPARE[type(op)](left, right):
+                    return False
+            except TypeError:
+                raise ExpressionError(f"cannot compare {left!r} with {right!r}") from None
+            left = right
+        return True
+
+    def visit_IfExp(self, node):
+        return self.visit(node.body) if self.visit(node.test) else self.visit(node.orelse)
+
+    def visit_Subscript(self, node):
+        container, index = self.visit(node.value), self.visit(node.slice)
+        if not isinstance(container, (list, str)) or isinstance(index, bool) \
+                or not isinstance(index, int):
+            raise ExpressionError(f"'{ast.unparse(node)}': only a list or string can be indexed, "
+                                  "by an integer")
+        if not -len(container) <= index < len(container):
+            raise ExpressionError(f"'{ast.unparse(node)}': index {index} is out of range for a "
+                                  f"list of {len(container)}")
+        return container[index]
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -1,0 +1,399 @@
+"""The model section -> a flat, checked graph of layers: blocks and repeats expanded.
+
+Each node of `model.layers` (and of a block's `layers`) is one of:
+
+    - flatten                                   # a layer type alone
+    - dense: {units: 10, activation: softmax}   # a layer type and its arguments
+    - bottleneck: {filters: 64}                 # a block defined under model.blocks
+    - repeat: {block: bottleneck, times: 3}     # a block stacked several times
+
+Three argument names belong to the zoo, not to Keras: `name` (the node's local
+name), `inputs` (local names it takes; by default the node above it) and
+`when` (an expression; a node whose `when` is false is left out and its name
+then stands for its input). Layer names are hierarchical: a layer `1_conv` in
+the second repetition (`block2`) of a block used as `conv3` is `conv3_block2_1_conv`.
+References only point upwards, so a graph can never contain a cycle.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from zoo.expressions import substitute
+from zoo.layers import default_layer_name, layer_class, refused_layer_reason, LAYER_NAMES
+from zoo.source import Location, Mapping, Sequence, SpecError, describe, plain, suggest
+from zoo.spec import check_keys, check_mapping, check_positive_int, Spec
+
+MAX_REPEAT = 1_000
+MAX_LAYERS = 50_000
+MAX_BLOCK_NESTING = 32
+RESERVED_ARGS = ("name", "inputs", "when")
+REPEAT_KEYS = ("block", "times", "name", "start", "with", "each", "at") + RESERVED_ARGS
+BLOCK_KEYS = ("params", "inputs", "layers", "output", "description")
+INPUT_KEYS = ("shape", "dtype")
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+
+
+@dataclass
+class InputNode:
+    name: str
+    shape: tuple
+    dtype: str
+    location: Location | None
+
+
+@dataclass
+class LayerNode:
+    name: str  # full hierarchical name, unique in the model
+    layer_class: type
+    kwargs: dict  # plain Python values for the Keras constructor
+    inputs: list[str]  # full names of the nodes (or model inputs) it takes
+    location: Location | None
+    path: str  # dotted path of the node in the spec
+    blocks: tuple[str, ...] = ()  # the block instances it sits in, outermost first
+
+
+@dataclass
+class Graph:
+    inputs: list[InputNode]
+    layers: list[LayerNode]
+    outputs: list[str]
+    names: dict = field(default_factory=dict)  # full name -> where it was defined
+
+
+def _located(container, key, message):
+    return container.error(key, message)
+
+
+@dataclass
+class _Scope:
+    """Names visible inside one list of nodes (the model's, or one block instance's)."""
+
+    prefix: str  # prepended to every layer name created here
+    names: dict  # local name -> full name of the tensor it stands for
+    variables: dict  # what `${...}` can see
+    blocks: tuple[str, ...] = ()  # instance names from the model down to here
+
+
+class _Expander:
+    def __init__(self, model: Mapping):
+        self.block_defs = model.get("blocks") or Mapping(path="model.blocks")
+        self.global_variables = dict(plain(model.get("vars") or {}))
+        self.defaults = self._layer_defaults(model)
+        self.graph = Graph([], [], [])
+        self.auto_counts: dict = {}
+        self.block_stack: list[str] = []
+
+    def _layer_defaults(self, model: Mapping) -> dict:
+        """`model.defaults`: layer type -> arguments every layer of that type starts from."""
+        defaults = {}
+        section = model.get("defaults") or Mapping(path="model.defaults")
+        for kind, args in section.items():
+            cls = layer_class(kind) if isinstance(kind, str) else None
+            if cls is None:
+                raise section.key_error(kind, f"unknown layer '{kind}'{suggest(kind, LAYER_NAMES)}")
+            check_mapping(args, section, kind, f"the default arguments of '{kind}' as a mapping")
+            defaults[cls] = substitute(args, self.global_variables, _located)
+        return defaults
+
+    # --- node lists ---------------------------------------------------------------------
+
+    def expand_list(self, nodes: Sequence, scope: _Scope, previous: str | None) -> str | None:
+        declared_below = self._declared_names(nodes)
+        for index in range(len(nodes)):
+            previous = self.expand_node(nodes, index, scope, previous, declared_below)
+        return previous
+
+    @staticmethod
+    def _declared_names(nodes: Sequence) -> dict:
+        """Literal node names and their lines, to explain a reference to a node further down."""
+        names = {}
+        for index, node in enumerate(nodes):
+            if isinstance(node, Mapping) and len(node) == 1:
+                args = next(iter(node.values()))
+                if isinstance(args, Mapping) and isinstance(args.get("name"), str):
+                    names[args["name"]] = (index, args.where("name")[0])
+        return names
+
+    def expand_node(self, nodes: Sequence, index: int, scope: _Scope, previous, declared_below):
+        kind, raw_args, kind_location = self._split_node(nodes, index)
+        args = substitute(raw_args, scope.variables, _located)
+        when = args.get("when", True)
+        if not isinstance(when, bool):
+            raise args.error("when", f"expected true or false (e.g. ${{stride == 2}}), received "
+                                     f"{describe(when)}")
+        inputs = self._resolve_inputs(args, scope, previous, index, declared_below)
+        if not when:  # left out: its name stands for its (single) input
+            if len(inputs) != 1:
+                raise args.error("when", "a node left out by `when` stands for its input, so it "
+                                         f"must have exactly one input; it has {len(inputs)}")
+            self._bind(args, scope, None, inputs[0])
+            return inputs[0]
+        if kind == "repeat":
+            return self.expand_repeat(args, scope, inputs)
+        if kind in self.block_defs:
+            return self.expand_block(kind, args, scope, inputs, local_name=None)
+        return self.expand_layer(kind, args, kind_location, scope, inputs)
+
+    def _split_node(self, nodes: Sequence, index: int):
+        node = nodes[index]
+        location, path = nodes.where(index)
+        if isinstance(node, str):
+            return node, Mapping(location=location, path=f"{path}.{node}"), location
+        if isinstance(node, Mapping) and len(node) == 1:
+            (kind, args), = node.items()
+            if args is None:
+                args = Mapping(location=node.key_locations[kind], path=node.child_path(kind))
+            check_mapping(args, node, kind, f"the arguments of '{kind}' as a mapping "
+                                            "(e.g. dense: {units: 10})")
+            return kind, args, node.key_locations[kind]
+        if isinstance(node, Mapping) and len(node) > 1:
+            raise nodes.error(index, f"a layer is one type mapped to its arguments, but this "
+                                     f"mapping has {len(node)} keys ({', '.join(map(str, node))}); "
+                                     f"indent the arguments under the type, e.g. "
+                                     f"'- dense: {{units: 10}}'")
+        raise nodes.error(index, f"expected a layer such as '- flatten' or "
+                                 f"'- dense: {{units: 10}}', received {describe(node)}")
+
+    def _resolve_inputs(self, args: Mapping, scope: _Scope, previous, index, declared_below):
+        wanted = args.get("inputs")
+        if wanted is None:
+            if previous is None:
+                raise SpecError(args.location, args.path,
+                                "this node has no input: give it `inputs: [name]`")
+            return [previous]
+        names = [wanted] if isinstance(wanted, str) else wanted
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+            raise args.error("inputs", f"expected a node name or a list of node names, received "
+                                       f"{describe(wanted)}")
+        resolved = []
+        for name in names:
+            if name in scope.names:
+                resolved.append(scope.names[name])
+                continue
+            below = declared_below.get(name)
+            if below and below[0] == index:
+                message = f"node '{name}' cannot take itself as input"
+            elif below and below[0] > index:
+                message = (f"node '{name}' is defined below (line {below[1].line}); a node can "
+                           "only take inputs from nodes above it, so the graph cannot have a cycle")
+            else:
+                message = (f"undefined node '{name}'{suggest(name, scope.names)}; "
+                           f"defined above: {', '.join(scope.names) or 'nothing'}")
+            raise args.error("inputs", message)
+        return resolved
+
+    def _bind(self, args: Mapping, scope: _Scope, default_name: str | None, tensor: str):
+        """Make a node's local name refer to the tensor it produced."""
+        name = args.get("name", default_name)
+        if name is None:
+            return
+        if name in scope.names and scope.names[name] != tensor:
+            raise args.error("name", f"duplicate name '{name}' in this list of layers")
+        scope.names[name] = tensor
+
+    def _full_name(self, args: Mapping, scope: _Scope, default: str) -> tuple[str, str]:
+        """(local name, full name) for a new node; checks the name is valid and unused."""
+        local = args.get("name")
+        if local is None:
+            count = self.auto_counts.get(scope.prefix + default, 0)
+            while True:
+                local = default if count == 0 else f"{default}_{count}"
+                count += 1
+                if scope.prefix + local not in self.graph.names and local not in scope.names:
+                    break
+            self.auto_counts[scope.prefix + default] = count
+        elif not isinstance(local, str) or not _NAME.match(local):
+            raise args.error("name", "expected a name of letters, digits, '_', '.' or '-', "
+                                     f"received {describe(local)}")
+        full = scope.prefix + local
+        if full in self.graph.names or local in scope.names:
+            first = self.graph.names.get(full)
+            line = f" (first defined at {first})" if first else ""
+            raise args.error("name", f"duplicate name '{full}'{line}; every layer needs its "
+                                     "own name")
+        self.graph.names[full] = args.where("name")[0] if "name" in args else args.location
+        return local, full
+
+    # --- layers, blocks, repeats -------------------------------------------------------------
+
+    def expand_layer(self, kind, args: Mapping, kind_location, scope: _Scope, inputs):
+        cls = layer_class(kind) if isinstance(kind, str) else None
+        if cls is None:
+            reason = refused_layer_reason(kind) if isinstance(kind, str) else None
+            known = LAYER_NAMES + list(self.block_defs) + ["repeat"]
+            raise SpecError(kind_location, args.path, reason or
+                            f"unknown layer or block '{kind}'{suggest(kind, known)}")
+        local, full = self._full_name(args, scope, default_layer_name(cls))
+        kwargs = {**plain(self.defaults.get(cls, {})),
+                  **{key: plain(value) for key, value in args.items() if key not in RESERVED_ARGS}}
+        self.graph.layers.append(LayerNode(full, cls, kwargs, inputs, kind_location, args.path,
+                                           scope.blocks))
+        if len(self.graph.layers) > MAX_LAYERS:
+            raise SpecError(kind_location, args.path, f"the model has more than {MAX_LAYERS:,} "
+                                                      "layers; is a repeat count too large?")
+        scope.names[local] = full
+        return full
+
+    def expand_block(self, kind: str, args: Mapping, scope: _Scope, inputs, local_name):
+        definition = self._block_definition(kind)
+        if kind in self.block_stack or len(self.block_stack) >= MAX_BLOCK_NESTING:
+            chain = " -> ".join([*self.block_stack, kind])
+            raise SpecError(args.location, args.path, f"block '{kind}' uses itself ({chain}); "
+                                                      "blocks cannot be recursive")
+        params = definition.get("params") or Mapping(path=definition.child_path("params"))
+        given = {key: plain(value) for key, value in args.items() if key not in RESERVED_ARGS}
+        for key in given:
+            if key not in params:
+                raise args.key_error(key, f"block '{kind}' has no parameter '{key}'"
+                                          f"{suggest(key, params)}; its parameters: "
+                                          f"{', '.join(params) or 'none'}")
+        missing = [key for key, default in params.items() if default is None and key not in given]
+        if missing:
+            raise SpecError(args.location, args.path, f"block '{kind}' needs a value for "
+                                                      f"'{missing[0]}' (it has no default)")
+        # Defaults may be expressions over the global vars and the values given.
+        defaults = plain(substitute(params, {**self.global_variables, **given}, _located))
+        variables = {**self.global_variables, **defaults, **given}
+        block_inputs = definition.get("inputs") or ["input"]
+        if len(inputs) != len(block_inputs):
+            raise args.error("inputs", f"block '{kind}' takes {len(block_inputs)} input(s) "
+                                       f"({', '.join(block_inputs)}), received {len(inputs)}")
+        local, full = self._full_name(args, scope, local_name or kind)
+        inner = _Scope(prefix=full + "_", names=dict(zip(block_inputs, inputs)),
+                       variables=variables, blocks=(*scope.blocks, full))
+        self.block_stack.append(kind)
+        output = self.expand_list(definition["layers"], inner, inputs[0])
+        self.block_stack.pop()
+        if definition.get("output") is not None:
+            output = inner.names.get(definition["output"])
+            if output is None:
+                raise definition.error("output", f"undefined node '{definition['output']}'"
+                                                 f"{suggest(definition['output'], inner.names)}")
+        scope.names[local] = output
+        return output
+
+    def _block_definition(self, kind: str) -> Mapping:
+        definition = check_mapping(self.block_defs[kind], self.block_defs, kind)
+        check_keys(definition, BLOCK_KEYS, required=("layers",))
+        if not isinstance(definition["layers"], Sequence) or not definition["layers"]:
+            raise definition.error("layers", "expected a non-empty list of layers")
+        if definition.get("params") is not None:
+            check_mapping(definition["params"], definition, "params",
+                          "a mapping of parameter names to defaults (null: required)")
+        block_inputs = definition.get("inputs")
+        if block_inputs is not None and (not isinstance(block_inputs, Sequence) or not all(
+                isinstance(name, str) for name in block_inputs) or not block_inputs):
+            raise definition.error("inputs", f"expected a list of input names, received "
+                                             f"{describe(block_inputs)}")
+        return definition
+
+    def expand_repeat(self, args: Mapping, scope: _Scope, inputs):
+        check_keys(args, REPEAT_KEYS, required=("block",))
+        block = args["block"]
+        if not isinstance(block, str) or block not in self.block_defs:
+            raise args.error("block", f"unknown block '{block}'"
+                                      f"{suggest(block, self.block_defs)}; defined blocks: "
+                                      f"{', '.join(self.block_defs) or 'none'}")
+        each = check_mapping(args.get("each") or Mapping(path=args.child_path("each")), args, "each")
+        times = args.get("times")
+        if times is None:
+            lengths = {len(v) for v in each.values() if isinstance(v, list)}
+            times = lengths.pop() if len(lengths) == 1 else None
+            if times is None:
+                raise SpecError(args.location, args.path, "a repeat needs `times` (or `each` "
+                                                          "lists of one length)")
+        check_positive_int(times, args, "times", limit=MAX_REPEAT)
+        for key, values in each.items():
+            if not isinstance(values, list) or len(values) != times:
+                raise each.error(key, f"expected a list of {times} values (one per "
+                                      f"repetition), received {describe(values)}"
+                                      + (f" of {len(values)}" if isinstance(values, list) else ""))
+        overrides = self._repeat_overrides(args, times)
+        shared = check_mapping(args.get("with") or Mapping(path=args.child_path("with")),
+                               args, "with")
+        name = args.get("name", block)
+        start = args.get("start", 1)
+        if isinstance(start, bool) or not isinstance(start, int) or start < 0:
+            raise args.error("start", f"expected an integer >= 0, received {describe(start)}")
+        if len(inputs) != 1:
+            raise args.error("inputs", f"a repeat chains one tensor through its blocks, so it "
+                                       f"takes one input, received {len(inputs)}")
+        output = inputs[0]
+        for repetition in range(times):
+            instance = Mapping(shared, location=args.location, path=args.path)
+            instance.value_locations = dict(shared.value_locations)
+            instance.key_locations = dict(shared.key_locations)
+            for key, values in each.items():
+                location = values.item_locations[repetition] if isinstance(values, Sequence) \
+                    else each.where(key)[0]  # a list computed by ${...} has one location
+                instance.set(key, values[repetition], location)
+            for key, value in overrides.get(repetition, {}).items():
+                instance.set(key, value, overrides[repetition].value_locations[key],
+                             overrides[repetition].key_locations[key])
+            instance.set("name", f"{name}{start + repetition}", args.location)
+            output = self.expand_block(block, instance, scope, [output], local_name=None)
+        scope.names.setdefault(name, output)
+        return output
+
+    @staticmethod
+    def _repeat_overrides(args: Mapping, times: int) -> dict:
+        """`at: {1: {...}, -1: {...}}` -> {0-based repetition: Mapping of overrides}."""
+        at = check_mapping(args.get("at") or Mapping(path=args.child_path("at")), args, "at")
+        overrides = {}
+        for key, value in at.items():
+            if isinstance(key, bool) or not isinstance(key, int) or not (
+                    1 <= key <= times or -times <= key <= -1):
+                raise at.key_error(key, f"expected a repetition number from 1 to {times} (or -1 "
+                                        f"for the last), received {describe(key)}")
+            overrides[key - 1 if key > 0 else times + key] = check_mapping(value, at, key)
+        return overrides
+
+    # --- the model -----------------------------------------------------------------------------
+
+    def expand_model(self, model: Mapping) -> Graph:
+        inputs = model["inputs"]
+        scope = _Scope(prefix="", names={}, variables=self.global_variables)
+        for name, declared in inputs.items():
+            node = self._input_node(inputs, name, declared)
+            self.graph.inputs.append(node)
+            self.graph.names[name] = node.location
+            scope.names[name] = name
+        if not self.graph.inputs:
+            raise model.error("inputs", "the model needs at least one input, e.g. "
+                                        "{image: [28, 28, 1]}")
+        last = self.expand_list(model["layers"], scope, self.graph.inputs[0].name)
+        wanted = model.get("outputs") or [last]
+        wanted = [wanted] if isinstance(wanted, str) else wanted
+        for index, name in enumerate(wanted):
+            if not isinstance(name, str) or name not in scope.names and name != last:
+                outputs = model["outputs"] if isinstance(model["outputs"], Sequence) else None
+                location, path = outputs.where(index) if outputs else model.where("outputs")
+                raise SpecError(location, path, f"undefined node '{name}'"
+                                                f"{suggest(name, scope.names)}")
+            self.graph.outputs.append(scope.names.get(name, name))
+        return self.graph
+
+    @staticmethod
+    def _input_node(inputs: Mapping, name, declared) -> InputNode:
+        if isinstance(declared, Sequence):
+            declared = Mapping({"shape": declared}, location=inputs.where(name)[0],
+                               path=inputs.child_path(name))
+            declared.value_locations["shape"] = declared.location
+        check_mapping(declared, inputs, name, "a shape such as [28, 28, 1] or {shape: [...], "
+                                              "dtype: uint8}")
+        check_keys(declared, INPUT_KEYS, required=("shape",))
+        shape = declared["shape"]
+        if not isinstance(shape, list) or not shape or not all(
+                d is None or (isinstance(d, int) and not isinstance(d, bool) and d > 0)
+                for d in shape):
+            raise declared.error("shape", "expected a list of positive sizes (null for any size) "
+                                          f"without the batch axis, received {describe(shape)}")
+        dtype = declared.get("dtype", "float32")
+        return InputNode(str(name), tuple(shape), dtype, inputs.where(name)[0])
+
+
+def expand(spec: Spec) -> Graph:
+    """The spec's model as a flat list of layers with their inputs, checked."""
+    return _Expander(spec.model).expand_model(spec.model)

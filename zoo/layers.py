@@ -1,0 +1,131 @@
+"""The few layers Keras lacks. Registered so a saved `.keras` file reloads them."""
+
+from __future__ import annotations
+
+import re
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class LocalResponseNormalization(keras.layers.Layer):
+    """Local response normalization across channels, as in AlexNet and Caffe's LRN layer.
+
+    b = a / (k + alpha / size * sum of a^2 over `size` neighbouring channels) ** beta
+
+    The arguments follow Caffe's `lrn_param` (local_size, alpha, beta, k), so
+    bvlc_alexnet's values carry over unchanged. Note that Caffe divides alpha
+    by the window size; `tf.nn.local_response_normalization` does not.
+    """
+
+    def __init__(self, size=5, alpha=1e-4, beta=0.75, k=1.0, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(size, int) or size < 1 or size % 2 == 0:
+            raise ValueError(f"size must be a positive odd integer (the channel window), "
+                             f"received {size!r}")
+        self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
+
+    def call(self, inputs):
+        half = self.size // 2
+        squares = ops.square(inputs)
+        padded = ops.pad(squares, [[0, 0]] * (len(inputs.shape) - 1) + [[half, half]])
+        channels = inputs.shape[-1]
+        window_sum = sum(padded[..., offset:offset + channels] for offset in range(self.size))
+        return inputs / ops.power(self.k + self.alpha / self.size * window_sum, self.beta)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "size": self.size, "alpha": self.alpha,
+                "beta": self.beta, "k": self.k}
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class ChannelPadding(keras.layers.Layer):
+    """Pads the channel axis with zeros: ResNet's parameter-free "option A" shortcut.
+
+    He et al. (2015, §4.2) match a shortcut to a wider stage by zero-padding
+    the extra channels; Keras pads only spatial axes (ZeroPadding2D).
+    `padding` is (before, after), or one integer for both sides.
+    """
+
+    def __init__(self, padding=0, **kwargs):
+        super().__init__(**kwargs)
+        pair = (padding, padding) if isinstance(padding, int) else tuple(padding)
+        if len(pair) != 2 or not all(isinstance(p, int) and p >= 0 for p in pair):
+            raise ValueError(f"padding must be a non-negative integer or a pair "
+                             f"(before, after), received {padding!r}")
+        self.padding = pair
+
+    def call(self, inputs):
+        return ops.pad(inputs, [[0, 0]] * (len(inputs.shape) - 1) + [list(self.padding)])
+
+    def compute_output_shape(self, input_shape):
+        channels = input_shape[-1]
+        return (*input_shape[:-1], None if channels is None else channels + sum(self.padding))
+
+    def get_config(self):
+        return {**super().get_config(), "padding": list(self.padding)}
+
+
+ZOO_LAYERS = (LocalResponseNormalization, ChannelPadding)
+
+
+# --- lookup by name: every Keras layer, plus ours --------------------------------------------
+
+# Layers a spec cannot name: Lambda and the wrappers of foreign code would run
+# code chosen by the file; the rest need Python objects (cells, layers) as arguments.
+_NOT_NAMEABLE = {"Lambda", "TFSMLayer", "FlaxLayer", "JaxLayer", "TorchModuleWrapper",
+                 "Layer", "InputLayer", "Wrapper", "RNN", "Bidirectional", "TimeDistributed",
+                 "StackedRNNCells", "Pipeline"}
+
+
+def _snake(name: str) -> str:
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def _normalize(name: str) -> str:
+    return name.replace("_", "").lower()
+
+
+def _collect_layers() -> dict[str, type]:
+    classes = {}
+    for attribute in dir(keras.layers):
+        cls = getattr(keras.layers, attribute)
+        if isinstance(cls, type) and issubclass(cls, keras.layers.Layer) \
+                and attribute not in _NOT_NAMEABLE:
+            classes[attribute] = cls
+    for cls in ZOO_LAYERS:
+        classes[cls.__name__] = cls
+    return classes
+
+
+LAYER_CLASSES = _collect_layers()
+_BY_NORMALIZED = {_normalize(name): cls for name, cls in LAYER_CLASSES.items()}
+# What suggestions show: the snake_case spelling the specs use.
+LAYER_NAMES = sorted({_snake(name) for name in LAYER_CLASSES})
+
+
+def layer_class(name: str) -> type | None:
+    """The layer class a spec names: `conv2d`, `Conv2D` and `conv_2d` all mean Conv2D."""
+    return _BY_NORMALIZED.get(_normalize(name))
+
+
+def refused_layer_reason(name: str) -> str | None:
+    """Why a real Keras layer cannot be named in a spec, or None."""
+    for refused in _NOT_NAMEABLE:
+        if _normalize(refused) == _normalize(name):
+            if refused == "Lambda":
+                return ("Lambda layers are refused: they would run code written in the file, "
+                        "and a spec never executes anything")
+            return (f"'{refused}' cannot be declared in a spec: it wraps code or takes Python "
+                    "objects as arguments")
+    return None
+
+
+def default_layer_name(cls: type) -> str:
+    """Keras's own default name for a layer class: Conv2D -> conv2d."""
+    return _snake(cls.__name__)

@@ -1,0 +1,288 @@
+"""A spec file -> a validated `Spec`: `extends` resolved, `--set` applied, every key checked.
+
+The model section is only checked for shape here (its graph is checked while
+it is expanded, in `graph.py`); the data and train sections are checked
+completely, so a typo in a hyper-parameter fails before any work starts.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from zoo.source import (Location, Mapping, Sequence, SpecError, describe, load_yaml_file,
+                        parse_yaml, repath, suggest)
+
+MAX_EXTENDS_DEPTH = 16
+
+
+@dataclass
+class Spec:
+    """A loaded spec. Sections are located mappings (see `zoo.source`)."""
+
+    name: str
+    file: str
+    model: Mapping
+    data: Mapping = field(default_factory=Mapping)
+    train: Mapping = field(default_factory=Mapping)
+    expect: Mapping = field(default_factory=Mapping)
+    description: str = ""
+
+
+# --- value checks: each returns the value or raises a located SpecError ------------------
+
+
+def check_mapping(value, container, key, what="a mapping") -> Mapping:
+    if not isinstance(value, Mapping):
+        raise container.error(key, f"expected {what}, received {describe(value)}")
+    return value
+
+
+def check_positive_int(value, container, key, limit=None):
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise container.error(key, f"expected a positive integer, received {describe(value)}")
+    if limit is not None and value > limit:
+        raise container.error(key, f"expected at most {limit:,}, received {value:,}")
+    return value
+
+
+def check_int(value, container, key):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise container.error(key, f"expected an integer, received {describe(value)}")
+    return value
+
+
+def check_non_negative_number(value, container, key):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise container.error(key, f"expected a number >= 0, received {describe(value)}")
+    return value
+
+
+def check_string(value, container, key):
+    if not isinstance(value, str) or not value:
+        raise container.error(key, f"expected a non-empty string, received {describe(value)}")
+    return value
+
+
+def check_string_list(value, container, key):
+    if not isinstance(value, Sequence) or not all(isinstance(v, str) for v in value):
+        raise container.error(key, f"expected a list of names, received {describe(value)}")
+    return value
+
+
+def check_keys(mapping: Mapping, allowed, required=()):
+    """Unknown keys are errors (with the closest valid ones); required keys must be there."""
+    for key in mapping:
+        if key not in allowed:
+            raise mapping.key_error(key, f"unknown key '{key}'{suggest(key, allowed)}; "
+                                         f"valid keys here: {', '.join(allowed)}")
+    for key in required:
+        if mapping.get(key) is None:
+            where = mapping.path or "the spec"
+            raise SpecError(mapping.location, mapping.path,
+                            f"{where} needs a '{key}' entry")
+
+
+def split_call(value, container, key, what: str):
+    """`name` or `{name: {kwargs}}` -> (name, kwargs Mapping): how Keras objects are named."""
+    if isinstance(value, str) and value:
+        return value, Mapping(location=container.where(key)[0], path=container.child_path(key))
+    if isinstance(value, Mapping) and len(value) == 1:
+        (name, kwargs), = value.items()
+        if kwargs is None:
+            kwargs = Mapping(location=value.location, path=value.child_path(name))
+        check_mapping(kwargs, value, name, f"the keyword arguments of '{name}' as a mapping")
+        return name, kwargs
+    raise container.error(key, f"expected {what}: a name, or a mapping of one name to its "
+                               f"keyword arguments, received {describe(value)}")
+
+
+# --- sections ---------------------------------------------------------------------------------
+
+TOP_LEVEL_KEYS = ("extends", "description", "model", "data", "train", "expect")
+MODEL_KEYS = ("inputs", "layers", "outputs", "blocks", "vars", "defaults")
+DATA_KEYS = ("dataset", "train_split", "eval_split")
+TRAIN_KEYS = ("batch_size", "epochs", "optimizer", "schedule", "loss", "metrics",
+              "weight_decay", "seed", "early_stopping")
+EARLY_STOPPING_KEYS = ("monitor", "patience")
+EXPECT_KEYS = ("total_params", "trainable_params", "output_shape")
+# Learning-rate schedules expressed in epochs, which Keras lacks; Keras's own
+# LearningRateSchedule classes (in steps) are accepted by name as well.
+EPOCH_SCHEDULES = ("step", "plateau")
+
+
+def _check_data(data: Mapping):
+    check_keys(data, DATA_KEYS, required=("dataset",))
+    for key in DATA_KEYS:
+        if data.get(key) is not None:
+            check_string(data[key], data, key)
+
+
+def _check_named(value, container, key, what, known):
+    """A `name` / `{name: kwargs}` value whose name must be one of `known`."""
+    name, _ = split_call(value, container, key, what)
+    if _normalize(name) not in {_normalize(k) for k in known}:
+        location, path = container.where(key)
+        if isinstance(value, Mapping):
+            location = value.key_locations[name]
+        raise SpecError(location, path, f"unknown {what} '{name}'{suggest(name, known)}")
+
+
+def _normalize(name: str) -> str:
+    return re.sub(r"[_\s]", "", name).lower()
+
+
+def _check_train(train: Mapping):
+    import keras  # deferred: importing keras takes seconds and only this check needs it here
+
+    check_keys(train, TRAIN_KEYS)
+    checks = {"batch_size": check_positive_int, "epochs": check_positive_int,
+              "weight_decay": check_non_negative_number, "seed": check_int,
+              "metrics": check_string_list}
+    for key, check in checks.items():
+        if train.get(key) is not None:
+            check(train[key], train, key)
+    if train.get("optimizer") is not None:
+        _check_named(train["optimizer"], train, "optimizer", "optimizer",
+                     [n for n in dir(keras.optimizers) if n[0].isupper()
+                      and n not in ("Optimizer", "LossScaleOptimizer", "MultiOptimizer")])
+    if train.get("loss") is not None:
+        _check_named(train["loss"], train, "loss", "loss",
+                     [n for n in dir(keras.losses) if not n.startswith("_")
+                      and n not in ("Loss", "get", "serialize", "deserialize")])
+    if train.get("schedule") is not None:
+        _check_named(train["schedule"], train, "schedule", "learning-rate schedule",
+                     EPOCH_SCHEDULES + tuple(n for n in dir(keras.optimizers.schedules)
+                                             if n[0].isupper() and n != "LearningRateSchedule"))
+    if train.get("early_stopping") is not None:
+        stopping = check_mapping(train["early_stopping"], train, "early_stopping")
+        check_keys(stopping, EARLY_STOPPING_KEYS)
+        if stopping.get("patience") is not None:
+            check_positive_int(stopping["patience"], stopping, "patience")
+        if stopping.get("monitor") is not None:
+            check_string(stopping["monitor"], stopping, "monitor")
+
+
+def _check_expect(expect: Mapping):
+    check_keys(expect, EXPECT_KEYS)
+    for key in ("total_params", "trainable_params"):
+        if expect.get(key) is not None:
+            check_positive_int(expect[key], expect, key)
+    if expect.get("output_shape") is not None:
+        shape = expect["output_shape"]
+        if not isinstance(shape, Sequence):
+            raise expect.error("output_shape", f"expected a list such as [1000], received "
+                                               f"{describe(shape)}")
+
+
+def _check_model(model: Mapping):
+    check_keys(model, MODEL_KEYS, required=("inputs", "layers"))
+    check_mapping(model["inputs"], model, "inputs", "a mapping of input names to shapes")
+    if not isinstance(model["layers"], Sequence) or not model["layers"]:
+        raise model.error("layers", f"expected a non-empty list of layers, received "
+                                    f"{describe(model['layers'])}")
+    for key in ("blocks", "vars", "defaults"):
+        if model.get(key) is not None:
+            check_mapping(model[key], model, key)
+
+
+# --- loading ----------------------------------------------------------------------------------
+
+
+def merge(base, override):
+    """Deep-merge two located documents: mappings merge key by key, anything else replaces."""
+    if not (isinstance(base, Mapping) and isinstance(override, Mapping)):
+        return override
+    merged = Mapping(base, location=override.location, path=override.path)
+    merged.key_locations = dict(base.key_locations)
+    merged.value_locations = dict(base.value_locations)
+    for key, value in override.items():
+        merged.set(key, merge(base.get(key), value),
+                   override.value_locations[key], override.key_locations[key])
+    return merged
+
+
+def _load_document(file: str, chain: tuple = ()) -> Mapping:
+    """One file with everything it extends merged beneath it."""
+    document = load_yaml_file(file, display=file)
+    if document is None:
+        raise SpecError(Location(file, 1, 1), "", "the file is empty; a spec is a YAML mapping "
+                                                  "with at least a 'model' section")
+    if not isinstance(document, Mapping):
+        raise SpecError(Location(file, 1, 1), "",
+                        f"a spec is a YAML mapping (keys such as 'model:'), received "
+                        f"{describe(document)}")
+    base_name = document.pop("extends", None)
+    if base_name is None:
+        return document
+    base_file = os.path.normpath(os.path.join(os.path.dirname(file), check_string(
+        base_name, document, "extends")))
+    if base_file in chain or base_file == file or len(chain) >= MAX_EXTENDS_DEPTH:
+        cycle = " -> ".join((*chain, file, base_file))
+        raise document.error("extends", f"specs extend each other in a cycle: {cycle}")
+    if not Path(base_file).is_file():
+        raise document.error("extends", f"the base spec '{base_file}' does not exist "
+                                        f"(paths are relative to {file})")
+    return merge(_load_document(base_file, (*chain, file)), document)
+
+
+_OVERRIDE = re.compile(r"^([A-Za-z_][\w]*(?:\.[\w-]+|\[\d+\])*)=(.*)$", re.DOTALL)
+
+
+def apply_override(document: Mapping, assignment: str) -> None:
+    """Apply one `--set dotted.key=value` (value in YAML) to a loaded document, in place."""
+    match = _OVERRIDE.match(assignment)
+    if not match:
+        raise SpecError(Location("--set", 1, 1), "",
+                        f"expected dotted.key=value (e.g. train.epochs=3), received '{assignment}'")
+    dotted, text = match.groups()
+    origin = f"--set {dotted}"
+    value = parse_yaml(text, origin)
+    parts = re.findall(r"[\w-]+|\[\d+\]", dotted)
+    container = document
+    for depth, part in enumerate(parts):
+        last = depth == len(parts) - 1
+        key = int(part[1:-1]) if part.startswith("[") else part
+        if isinstance(key, int):
+            if not isinstance(container, Sequence) or key >= len(container):
+                raise SpecError(Location(origin, 1, 1), "", f"'{dotted}': there is no item "
+                                                            f"{key} to set")
+        elif not isinstance(container, Mapping):
+            raise SpecError(Location(origin, 1, 1), "", f"'{dotted}': '{key}' is inside "
+                                                        f"{describe(container)}, not a mapping")
+        child_path = container.child_path(key)
+        if last:
+            value = repath(value, child_path)
+            if isinstance(key, int):
+                container[key] = value
+                container.item_locations[key] = Location(origin, 1, 1)
+            else:
+                container.set(key, value, Location(origin, 1, 1))
+        elif isinstance(key, str) and container.get(key) is None:
+            container.set(key, Mapping(location=Location(origin, 1, 1), path=child_path),
+                          Location(origin, 1, 1))
+        container = container[key]
+
+
+def load_spec(path, overrides=()) -> Spec:
+    """Load, merge and validate a spec file. Raises SpecError, located, for any problem."""
+    file = os.path.normpath(str(path))
+    document = _load_document(file)
+    for assignment in overrides:
+        apply_override(document, assignment)
+    check_keys(document, TOP_LEVEL_KEYS, required=("model",))
+    sections = {}
+    for key, check in (("model", _check_model), ("data", _check_data),
+                       ("train", _check_train), ("expect", _check_expect)):
+        section = document.get(key)
+        if section is None:
+            section = Mapping(location=document.location, path=key)
+        check(check_mapping(section, document, key))
+        sections[key] = section
+    description = document.get("description") or ""
+    if not isinstance(description, str):
+        raise document.error("description", f"expected text, received {describe(description)}")
+    name = Path(file).stem
+    return Spec(name=name, file=file, description=description, **sections)
