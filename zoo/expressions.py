@@ -173,12 +173,23 @@ class _Evaluator:
     def visit_IfExp(self, node):
         return self.visit(node.body) if self.visit(node.test) else self.visit(node.orelse)
 
+    def visit_Slice(self, node):
+        bounds = [None if part is None else self.visit(part)
+                  for part in (node.lower, node.upper, node.step)]
+        if not all(b is None or (isinstance(b, int) and not isinstance(b, bool)) for b in bounds) \
+                or bounds[2] == 0:
+            raise ExpressionError(f"'{ast.unparse(node)}': slice bounds must be integers "
+                                  "(and the step not 0)")
+        return slice(*bounds)
+
     def visit_Subscript(self, node):
         container, index = self.visit(node.value), self.visit(node.slice)
+        if isinstance(index, slice) and isinstance(container, (list, str)):
+            return container[index]  # e.g. widths[::-1] mirrors an encoder into a decoder
         if not isinstance(container, (list, str)) or isinstance(index, bool) \
                 or not isinstance(index, int):
             raise ExpressionError(f"'{ast.unparse(node)}': only a list or string can be indexed, "
-                                  "by an integer")
+                                  "by an integer or a slice")
         if not -len(container) <= index < len(container):
             raise ExpressionError(f"'{ast.unparse(node)}': index {index} is out of range for a "
                                   f"list of {len(container)}")
