@@ -3,10 +3,20 @@
     import zoo
     spec = zoo.load_spec("specs/resnet50.yaml")   # validated, every value located
     model = zoo.build_model(spec)                 # a keras.Model (functional)
+
+The public names are imported on first use, so `import zoo.cli` stays light
+and can quiet TensorFlow's logging before TensorFlow is imported.
 """
 
-from zoo.source import SpecError
-from zoo.spec import Spec, load_spec
-from zoo.build import build_model
+import importlib
 
-__all__ = ["SpecError", "Spec", "load_spec", "build_model"]
+_PUBLIC = {"SpecError": "zoo.source", "Spec": "zoo.spec", "load_spec": "zoo.spec",
+           "build_model": "zoo.build"}
+
+__all__ = list(_PUBLIC)
+
+
+def __getattr__(name):
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(_PUBLIC[name]), name)
+    raise AttributeError(f"module 'zoo' has no attribute '{name}'")

@@ -45,9 +45,10 @@ def _construct(node: LayerNode) -> keras.layers.Layer:
     for key, value in node.kwargs.items():
         if accepted is not None and key not in accepted:
             raise _located(node, f"{node.layer_class.__name__} has no argument '{key}'"
-                                 f"{suggest(key, accepted)}")
+                                 f"{suggest(key, accepted)}", key)
         if key.endswith("activation") and isinstance(value, str) and value not in _ACTIVATIONS:
-            raise _located(node, f"unknown activation '{value}'{suggest(value, _ACTIVATIONS)}")
+            raise _located(node, f"unknown activation '{value}'{suggest(value, _ACTIVATIONS)}",
+                           key)
     try:
         return node.layer_class(**node.kwargs, name=node.name)
     except Exception as exc:  # Keras validates arguments with TypeError, ValueError and more
@@ -70,8 +71,10 @@ def _accepted_args(cls: type) -> set | None:
     return None
 
 
-def _located(node: LayerNode, message: str) -> SpecError:
-    return SpecError(node.location, node.path, f"{node.name}: {message}")
+def _located(node: LayerNode, message: str, argument: str | None = None) -> SpecError:
+    """An error about a layer node, or about one of its arguments."""
+    location, path = node.argument_locations.get(argument, (node.location, node.path))
+    return SpecError(location, path, f"layer '{node.name}': {message}")
 
 
 def _first_lines(exc: Exception, limit: int = 3) -> str:

@@ -52,6 +52,7 @@ class LayerNode:
     location: Location | None
     path: str  # dotted path of the node in the spec
     blocks: tuple[str, ...] = ()  # the block instances it sits in, outermost first
+    argument_locations: dict = field(default_factory=dict)  # kwarg -> (Location, dotted path)
 
 
 @dataclass
@@ -226,10 +227,16 @@ class _Expander:
             raise SpecError(kind_location, args.path, reason or
                             f"unknown layer or block '{kind}'{suggest(kind, known)}")
         local, full = self._full_name(args, scope, default_layer_name(cls))
-        kwargs = {**plain(self.defaults.get(cls, {})),
-                  **{key: plain(value) for key, value in args.items() if key not in RESERVED_ARGS}}
+        defaults = self.defaults.get(cls, Mapping())
+        kwargs, where = {}, {}
+        for source in (defaults, args):
+            for key, value in source.items():
+                if key not in RESERVED_ARGS:
+                    kwargs[key] = plain(value)
+                    where[key] = (source.key_locations.get(key, source.location),
+                                  source.child_path(key))
         self.graph.layers.append(LayerNode(full, cls, kwargs, inputs, kind_location, args.path,
-                                           scope.blocks))
+                                           scope.blocks, where))
         if len(self.graph.layers) > MAX_LAYERS:
             raise SpecError(kind_location, args.path, f"the model has more than {MAX_LAYERS:,} "
                                                       "layers; is a repeat count too large?")

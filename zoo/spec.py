@@ -80,9 +80,8 @@ def check_keys(mapping: Mapping, allowed, required=()):
                                          f"valid keys here: {', '.join(allowed)}")
     for key in required:
         if mapping.get(key) is None:
-            where = mapping.path or "the spec"
-            raise SpecError(mapping.location, mapping.path,
-                            f"{where} needs a '{key}' entry")
+            what = "this mapping" if mapping.path else "a spec"
+            raise SpecError(mapping.location, mapping.path, f"{what} needs a '{key}' entry")
 
 
 def split_call(value, container, key, what: str):
@@ -114,7 +113,7 @@ EPOCH_SCHEDULES = ("step", "plateau")
 
 
 def _check_data(data: Mapping):
-    check_keys(data, DATA_KEYS, required=("dataset",))
+    check_keys(data, DATA_KEYS)
     for key in DATA_KEYS:
         if data.get(key) is not None:
             check_string(data[key], data, key)

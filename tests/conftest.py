@@ -1,0 +1,29 @@
+"""Shared helpers: the repository root, and writing small specs into a temporary folder."""
+
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SPECS = sorted((ROOT / "specs").glob("*.yaml"))
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+@pytest.fixture
+def write_spec(tmp_path, monkeypatch):
+    """write_spec(text, name="spec.yaml") -> relative path of a new spec file.
+
+    The test runs inside tmp_path, so error messages name the file as 'spec.yaml'.
+    """
+    monkeypatch.chdir(tmp_path)
+
+    def write(text: str, name: str = "spec.yaml") -> str:
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+        return name
+
+    return write

@@ -1,0 +1,107 @@
+"""Command lines of train.py and evaluate.py: parse, run, map failures to exit codes.
+
+Exit codes (the contract in DESIGN.md): 0 success, 2 bad input (a one-paragraph
+message on stderr, never a traceback), 1 anything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
+
+TRAIN_USAGE = """\
+Train a model described by a YAML spec, or show it with --dry-run.
+
+examples:
+  python train.py specs/lenet.yaml --dry-run
+  python train.py specs/resnet50.yaml --dry-run --set model.vars.depths=[3,4,23,3]
+"""
+
+
+def _import_tensorflow(verbose: bool) -> None:
+    """Import TensorFlow, hiding its start-up log lines unless asked.
+
+    Some lines are written by C++ before TensorFlow reads TF_CPP_MIN_LOG_LEVEL,
+    so standard error is pointed at /dev/null for the import itself.
+    """
+    if verbose:
+        import tensorflow  # noqa: F401
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _train_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="train.py", description=TRAIN_USAGE,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("spec", help="the spec file, e.g. specs/alexnet.yaml")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE",
+                        help="override a spec value (YAML), e.g. --set train.epochs=3; repeatable")
+    parser.add_argument("--output", default="exports", metavar="DIR",
+                        help="where exports go: DIR/<spec name>/<version>/ (default: exports)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="build the model and print its layers and parameter counts; no training")
+    parser.add_argument("--verbose", action="store_true", help="show TensorFlow's own log output")
+    return parser
+
+
+def train_main(argv=None) -> int:
+    args = _train_parser().parse_args(argv)
+    _import_tensorflow(args.verbose)
+    return _run(lambda: _train(args))
+
+
+def _train(args) -> int:
+    from zoo.build import build_model
+    from zoo.spec import load_spec
+    from zoo.summary import check_expectations, layer_table
+
+    spec = load_spec(args.spec, args.overrides)
+    model = build_model(spec)
+    if not args.dry_run:
+        print("train.py: training is not available yet; `--dry-run` builds and shows the model.",
+              file=sys.stderr)
+        return EXIT_FAILURE
+    print(f"{spec.name} ({spec.file})")
+    if spec.description:
+        print(" ".join(spec.description.split()))
+    print()
+    print(layer_table(model))
+    problems = check_expectations(spec, model)
+    for problem in problems:
+        print(f"expect mismatch: {problem}", file=sys.stderr)
+    if spec.expect and not problems:
+        print("expect: " + ", ".join(f"{key} {value:,}" if isinstance(value, int) else
+                                     f"{key} {list(value)}" for key, value in spec.expect.items())
+              + ": all match")
+    return EXIT_BAD_INPUT if problems else EXIT_OK
+
+
+def _run(job) -> int:
+    """Run a command; a bad spec or argument becomes one message and exit code 2."""
+    from zoo.source import SpecError
+
+    try:
+        return job()
+    except SpecError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # output piped into `head`: stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILURE
