@@ -52,8 +52,10 @@ def _construct(node: LayerNode) -> keras.layers.Layer:
     try:
         return node.layer_class(**node.kwargs, name=node.name)
     except Exception as exc:  # Keras validates arguments with TypeError, ValueError and more
+        message = _first_lines(exc)
+        named = [key for key in node.kwargs if f"`{key}`" in message or f"{key}=" in message]
         raise _located(node, f"Keras refused the arguments of {node.layer_class.__name__}: "
-                             f"{_first_lines(exc)}") from None
+                             f"{message}", named[0] if len(named) == 1 else None) from None
 
 
 def _accepted_args(cls: type) -> set | None:

@@ -142,6 +142,7 @@ def parse_yaml(text: str, file: str, path: str = ""):
                         f"the file is larger than {MAX_BYTES:,} bytes; a spec is a short text")
     loader = yaml.SafeLoader(text)
     try:
+        _check_nesting(text, file, path)  # before composing, which recurses per level
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -155,6 +156,18 @@ def parse_yaml(text: str, file: str, path: str = ""):
     if node is None:
         return None
     return _Converter(loader, file).convert(node, path, depth=0)
+
+
+def _check_nesting(text: str, file: str, path: str) -> None:
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise SpecError(_mark_location(file, event.start_mark), path,
+                                f"nesting is deeper than {MAX_DEPTH} levels")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
 
 
 class _Converter:
@@ -173,7 +186,10 @@ class _Converter:
                             f"the document expands to more than {MAX_NODES:,} values "
                             "(aliases included): refusing what looks like an alias bomb")
         if depth > MAX_DEPTH:
-            raise SpecError(location, path, f"nesting is deeper than {MAX_DEPTH} levels")
+            shown = path if len(path) < 80 else path[:77] + "..."
+            raise SpecError(location, shown, f"nesting is deeper than {MAX_DEPTH} levels")
+        if not isinstance(node, yaml.ScalarNode) and node.tag not in _CONTAINER_TAGS:
+            raise SpecError(location, path, _refused_tag(node.tag))
         if isinstance(node, yaml.MappingNode):
             return self.mapping(node, location, path, depth)
         if isinstance(node, yaml.SequenceNode):
@@ -201,14 +217,20 @@ class _Converter:
         return mapping
 
 
+_CONTAINER_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
+_SCALAR_TAGS = tuple(f"tag:yaml.org,2002:{kind}" for kind in ("str", "int", "float", "bool", "null"))
+
+
+def _refused_tag(tag: str) -> str:
+    tag = tag.replace("tag:yaml.org,2002:", "!!")  # as it was written in the file
+    return (f"the tag '{tag}' is not allowed: a spec holds plain data (strings, numbers, "
+            "booleans, null, lists, mappings) and nothing in it is ever executed")
+
+
 def _scalar(node, loader, location: Location, path: str):
-    if node.tag.startswith("tag:yaml.org,2002:") and node.tag.rsplit(":", 1)[1] in (
-            "str", "int", "float", "bool", "null"):
-        return loader.construct_object(node, deep=True)
-    raise SpecError(location, path,
-                    f"the tag '{node.tag}' is not allowed: a spec holds plain data "
-                    "(strings, numbers, booleans, null, lists, mappings) and nothing "
-                    "in it is ever executed")
+    if node.tag not in _SCALAR_TAGS:
+        raise SpecError(location, path, _refused_tag(node.tag))
+    return loader.construct_object(node, deep=True)
 
 
 def load_yaml_file(file: Path | str, display: str | None = None, path: str = ""):

@@ -120,13 +120,17 @@ def _check_data(data: Mapping):
 
 
 def _check_named(value, container, key, what, known):
-    """A `name` / `{name: kwargs}` value whose name must be one of `known`."""
+    """A `name` / `{name: kwargs}` value whose name must be one of `known` (any case)."""
     name, _ = split_call(value, container, key, what)
-    if _normalize(name) not in {_normalize(k) for k in known}:
+    by_normalized = {_normalize(k): k for k in known}
+    if _normalize(name) not in by_normalized:
         location, path = container.where(key)
         if isinstance(value, Mapping):
             location = value.key_locations[name]
-        raise SpecError(location, path, f"unknown {what} '{name}'{suggest(name, known)}")
+        close = suggest(_normalize(name), by_normalized)
+        for normalized, spelled in by_normalized.items():
+            close = close.replace(f"'{normalized}'", f"'{spelled}'")
+        raise SpecError(location, path, f"unknown {what} '{name}'{close}")
 
 
 def _normalize(name: str) -> str:
