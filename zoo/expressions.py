@@ -134,11 +134,14 @@ class _Evaluator:
         raise ExpressionError(f"cannot apply '{ast.unparse(node)}' to {operand!r}")
 
     def visit_BinOp(self, node):
-        left, right = self.visit(node.left), self.visit(node.right)
         op = _BINARY.get(type(node.op))
+        if op is None:
+            raise ExpressionError(f"'{ast.unparse(node)}' is not allowed in an expression: the "
+                                  "operators are + - * / // %")
+        left, right = self.visit(node.left), self.visit(node.right)
         both_numbers = _is_number(left) and _is_number(right)
         joins_text = isinstance(node.op, ast.Add) and isinstance(left, str) and isinstance(right, str)
-        if op is None or not (both_numbers or joins_text):
+        if not (both_numbers or joins_text):
             raise ExpressionError(f"cannot compute '{ast.unparse(node)}' with {left!r} and "
                                   f"{right!r}: arithmetic takes numbers (and + joins strings)")
         try:

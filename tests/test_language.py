@@ -1,0 +1,200 @@
+"""The spec language: DAGs, blocks, repeat, when, defaults, extends, --set, expressions."""
+
+import numpy as np
+import pytest
+
+import zoo
+from zoo.expressions import ExpressionError, evaluate
+
+
+def layer_names(model):
+    return [layer.name for layer in model.layers]
+
+
+def test_layers_apply_in_order_and_take_keras_names_in_any_spelling(write_spec):
+    model = zoo.build_model(write_spec("""
+        model:
+          inputs: {image: [28, 28, 1]}
+          layers:
+            - Conv2D: {filters: 4, kernel_size: 3}
+            - max_pooling2d
+            - flatten:
+            - Dense: {units: 10, activation: softmax}
+    """))
+    assert layer_names(model) == ["image", "conv2d", "max_pooling2d", "flatten", "dense"]
+    assert model.output_shape == (None, 10)
+
+
+def test_auto_names_are_scoped_and_stable(write_spec):
+    text = """
+        model:
+          inputs: {x: [8]}
+          layers:
+            - dense: {units: 4}
+            - dense: {units: 4}
+            - dense: {units: 4, name: head}
+    """
+    first = layer_names(zoo.build_model(write_spec(text)))
+    second = layer_names(zoo.build_model(write_spec(text)))
+    assert first == second == ["x", "dense", "dense_1", "head"]
+
+
+def test_skip_connections_several_inputs_and_outputs(write_spec):
+    model = zoo.build_model(write_spec("""
+        model:
+          inputs:
+            image: [8]
+            extra: {shape: [3]}
+          layers:
+            - dense: {units: 8, name: a}
+            - dense: {units: 8, name: b}
+            - add: {name: skip, inputs: [a, b]}
+            - concatenate: {name: joined, inputs: [skip, extra]}
+            - dense: {units: 2, name: left}
+            - dense: {units: 5, name: right, inputs: joined}
+          outputs: [left, right]
+    """))
+    assert [tensor.name for tensor in model.inputs] == ["image", "extra"]
+    assert [tuple(out.shape) for out in model.outputs] == [(None, 2), (None, 5)]
+    left, right = model([np.ones((1, 8), "float32"), np.ones((1, 3), "float32")])
+    assert left.shape == (1, 2) and right.shape == (1, 5)
+
+
+BLOCKS = """
+    model:
+      vars: {widths: [4, 8, 16]}
+      inputs: {x: [10]}
+      blocks:
+        residual:
+          params: {units: null, project: false}
+          layers:
+            - dense: {name: fc1, units: "${units}", activation: relu}
+            - dense: {name: fc2, units: "${units}"}
+            - dense: {name: shortcut, inputs: input, units: "${units}", when: "${project}"}
+            - add: {name: add, inputs: [shortcut, fc2]}
+        stage:
+          params: {units: null, depth: 2}
+          layers:
+            - repeat:
+                block: residual
+                name: block
+                times: "${depth}"
+                with: {units: "${units}"}
+                at: {1: {project: true}}
+      layers:
+        - repeat: {block: stage, name: stage, each: {units: "${widths}"}, at: {-1: {depth: 3}}}
+"""
+
+
+def test_blocks_repeat_and_overrides_give_hierarchical_names(write_spec):
+    names = layer_names(zoo.build_model(write_spec(BLOCKS)))
+    assert {"stage1_block1_fc1", "stage1_block1_fc2", "stage1_block1_shortcut",
+            "stage1_block1_add", "stage1_block2_fc1"} <= set(names)
+    # `at: {1: ...}` projects only the first block of each stage; `-1` makes the last stage deeper
+    assert [n for n in names if n.endswith("shortcut")] == [
+        "stage1_block1_shortcut", "stage2_block1_shortcut", "stage3_block1_shortcut"]
+    assert "stage3_block3_add" in names and "stage2_block3_add" not in names
+
+
+def test_a_node_left_out_by_when_stands_for_its_input(write_spec):
+    model = zoo.build_model(write_spec(BLOCKS))
+    second_add = model.get_layer("stage1_block2_add")
+    producers = [tensor._keras_history.operation.name for tensor in second_add.input]
+    assert producers == ["stage1_block1_add", "stage1_block2_fc2"]
+
+
+def test_defaults_apply_to_every_layer_of_a_type_and_yield_to_explicit_arguments(write_spec):
+    model = zoo.build_model(write_spec("""
+        model:
+          inputs: {x: [8]}
+          defaults: {dense: {units: 3, use_bias: false}}
+          layers:
+            - dense
+            - dense: {units: 5, use_bias: true}
+    """))
+    first, second = model.layers[1:]
+    assert (first.units, first.use_bias, second.units, second.use_bias) == (3, False, 5, True)
+
+
+def test_extends_overrides_values_and_keeps_the_rest(write_spec):
+    write_spec("""
+        model:
+          vars: {units: 4}
+          inputs: {x: [8]}
+          layers: [{dense: {units: "${units}", name: out}}]
+        train: {epochs: 10, batch_size: 32}
+    """, "templates/base.yaml")
+    spec = zoo.load_spec(write_spec("""
+        extends: templates/base.yaml
+        model:
+          vars: {units: 7}
+        train: {epochs: 2}
+    """))
+    assert (spec.name, spec.train["epochs"], spec.train["batch_size"]) == ("spec", 2, 32)
+    assert zoo.build_model(spec).get_layer("out").units == 7
+
+
+def test_errors_in_inherited_values_point_into_the_base_file(write_spec):
+    write_spec("""
+        model:
+          inputs: {x: [8]}
+          layers: [{dense: {units: "${units}"}}]
+    """, "base.yaml")
+    with pytest.raises(zoo.SpecError, match=r"^base.yaml:3:28: model.layers\[0\].dense.units: "
+                                            r"undefined variable 'units'"):
+        zoo.build_model(write_spec("extends: base.yaml\n"))
+
+
+def test_set_overrides_any_value_with_yaml(write_spec):
+    path = write_spec(BLOCKS)
+    spec = zoo.load_spec(path, ["model.vars.widths=[2, 2]", "train.epochs=3"])
+    names = layer_names(zoo.build_model(spec))
+    assert "stage2_block3_add" in names and not any(n.startswith("stage3") for n in names)
+    assert spec.train["epochs"] == 3
+
+
+def test_bad_set_values_are_located_on_the_command_line(write_spec):
+    path = write_spec(BLOCKS)
+    with pytest.raises(zoo.SpecError) as caught:
+        zoo.load_spec(path, ["train.epochs=-1"])
+    assert str(caught.value) == ("--set train.epochs:1:1: train.epochs: expected a positive "
+                                 "integer, received the integer -1")
+    with pytest.raises(zoo.SpecError) as caught:
+        zoo.load_spec(path, ["epochs"])
+    assert str(caught.value) == ("--set:1:1: expected dotted.key=value (e.g. train.epochs=3), "
+                                 "received 'epochs'")
+
+
+@pytest.mark.parametrize("expression, value", [
+    ("4 * filters", 256), ("filters / 2", 32), ("filters // 3", 21), ("filters % 10", 4),
+    ("widths[-1]", 16), ("widths[::-1]", [16, 8, 4]), ("[filters, 1]", [64, 1]),
+    ("stride > 1 and filters == 64", True), ("'proj' if stride > 1 else 'id'", "proj"),
+    ("not true", False), ("-filters + 1.5", -62.5),
+])
+def test_expressions(expression, value):
+    assert evaluate(expression, {"filters": 64, "stride": 2, "widths": [4, 8, 16]}) == value
+
+
+@pytest.mark.parametrize("expression, message", [
+    ("open('x')", "'open('x')' is not allowed in an expression"),
+    ("filters.bit_length", "'filters.bit_length' is not allowed in an expression"),
+    ("2 ** 100000", "'2 ** 100000' is not allowed in an expression"),
+    ("'a' * 10", "cannot compute ''a' * 10' with 'a' and 10"),
+    ("widths[7]", "'widths[7]': index 7 is out of range for a list of 3"),
+    ("1 / 0", "'1 / 0': division by zero"),
+    ("filters +", "'${filters +}' is not a valid expression"),
+])
+def test_expressions_refuse_code_and_report_mistakes(expression, message):
+    with pytest.raises(ExpressionError) as caught:
+        evaluate(expression, {"filters": 64, "widths": [4, 8, 16]})
+    assert str(caught.value).startswith(message)
+
+
+def test_text_interpolation(write_spec):
+    model = zoo.build_model(write_spec("""
+        model:
+          vars: {stage: 3}
+          inputs: {x: [8]}
+          layers: [{dense: {units: 2, name: "conv${stage}_out"}}]
+    """))
+    assert model.layers[-1].name == "conv3_out"
