@@ -33,35 +33,34 @@ class ExpressionError(ValueError):
     """What is wrong with an expression; the caller adds the location."""
 
 
-def substitute(value, variables: dict, located_error):
-    """Evaluate every `${...}` in `value` (recursively through lists and mappings).
+def substitute(value, variables: dict):
+    """Evaluate every `${...}` in a located value (recursively through lists and mappings).
 
-    `located_error(container, key, message)` turns a problem into a SpecError
-    located at the offending value.
+    A problem becomes a SpecError located at the offending value.
     """
     if isinstance(value, Mapping):
         result = Mapping(location=value.location, path=value.path)
         result.key_locations = value.key_locations
         for key, item in value.items():
-            result.set(key, _substitute_item(value, key, item, variables, located_error),
+            result.set(key, _substitute_item(value, key, item, variables),
                        value.value_locations.get(key), value.key_locations.get(key))
         return result
     if isinstance(value, Sequence):
         result = Sequence(location=value.location, path=value.path)
         for index, item in enumerate(value):
-            result.append_located(_substitute_item(value, index, item, variables, located_error),
+            result.append_located(_substitute_item(value, index, item, variables),
                                   value.item_locations[index])
         return result
     return value
 
 
-def _substitute_item(container, key, item, variables, located_error):
+def _substitute_item(container, key, item, variables):
     if isinstance(item, str) and "${" in item:
         try:
             return evaluate_text(item, variables)
         except ExpressionError as exc:
-            raise located_error(container, key, str(exc)) from None
-    return substitute(item, variables, located_error)
+            raise container.error(key, str(exc)) from None
+    return substitute(item, variables)
 
 
 def evaluate_text(text: str, variables: dict):

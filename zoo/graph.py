@@ -63,10 +63,6 @@ class Graph:
     names: dict = field(default_factory=dict)  # full name -> where it was defined
 
 
-def _located(container, key, message):
-    return container.error(key, message)
-
-
 @dataclass
 class _Scope:
     """Names visible inside one list of nodes (the model's, or one block instance's)."""
@@ -95,7 +91,7 @@ class _Expander:
             if cls is None:
                 raise section.key_error(kind, f"unknown layer '{kind}'{suggest(kind, LAYER_NAMES)}")
             check_mapping(args, section, kind, f"the default arguments of '{kind}' as a mapping")
-            defaults[cls] = substitute(args, self.global_variables, _located)
+            defaults[cls] = substitute(args, self.global_variables)
         return defaults
 
     # --- node lists ---------------------------------------------------------------------
@@ -119,7 +115,7 @@ class _Expander:
 
     def expand_node(self, nodes: Sequence, index: int, scope: _Scope, previous, declared_below):
         kind, raw_args, kind_location = self._split_node(nodes, index)
-        args = substitute(raw_args, scope.variables, _located)
+        args = substitute(raw_args, scope.variables)
         when = args.get("when", True)
         if not isinstance(when, bool):
             raise args.error("when", f"expected true or false (e.g. ${{stride == 2}}), received "
@@ -129,12 +125,12 @@ class _Expander:
             if len(inputs) != 1:
                 raise args.error("when", "a node left out by `when` stands for its input, so it "
                                          f"must have exactly one input; it has {len(inputs)}")
-            self._bind(args, scope, None, inputs[0])
+            self._bind(args, scope, inputs[0])
             return inputs[0]
         if kind == "repeat":
             return self.expand_repeat(args, scope, inputs)
         if kind in self.block_defs:
-            return self.expand_block(kind, args, scope, inputs, local_name=None)
+            return self.expand_block(kind, args, scope, inputs)
         return self.expand_layer(kind, args, kind_location, scope, inputs)
 
     def _split_node(self, nodes: Sequence, index: int):
@@ -185,9 +181,10 @@ class _Expander:
             raise args.error("inputs", message)
         return resolved
 
-    def _bind(self, args: Mapping, scope: _Scope, default_name: str | None, tensor: str):
-        """Make a node's local name refer to the tensor it produced."""
-        name = args.get("name", default_name)
+    @staticmethod
+    def _bind(args: Mapping, scope: _Scope, tensor: str):
+        """Make a left-out node's name stand for the tensor it would have taken."""
+        name = args.get("name")
         if name is None:
             return
         if name in scope.names and scope.names[name] != tensor:
@@ -243,7 +240,7 @@ class _Expander:
         scope.names[local] = full
         return full
 
-    def expand_block(self, kind: str, args: Mapping, scope: _Scope, inputs, local_name):
+    def expand_block(self, kind: str, args: Mapping, scope: _Scope, inputs):
         definition = self._block_definition(kind)
         if kind in self.block_stack or len(self.block_stack) >= MAX_BLOCK_NESTING:
             chain = " -> ".join([*self.block_stack, kind])
@@ -261,13 +258,13 @@ class _Expander:
             raise SpecError(args.location, args.path, f"block '{kind}' needs a value for "
                                                       f"'{missing[0]}' (it has no default)")
         # Defaults may be expressions over the global vars and the values given.
-        defaults = plain(substitute(params, {**self.global_variables, **given}, _located))
+        defaults = plain(substitute(params, {**self.global_variables, **given}))
         variables = {**self.global_variables, **defaults, **given}
         block_inputs = definition.get("inputs") or ["input"]
         if len(inputs) != len(block_inputs):
             raise args.error("inputs", f"block '{kind}' takes {len(block_inputs)} input(s) "
                                        f"({', '.join(block_inputs)}), received {len(inputs)}")
-        local, full = self._full_name(args, scope, local_name or kind)
+        local, full = self._full_name(args, scope, kind)
         inner = _Scope(prefix=full + "_", names=dict(zip(block_inputs, inputs)),
                        variables=variables, blocks=(*scope.blocks, full))
         self.block_stack.append(kind)
@@ -340,7 +337,7 @@ class _Expander:
                 instance.set(key, value, overrides[repetition].value_locations[key],
                              overrides[repetition].key_locations[key])
             instance.set("name", f"{name}{start + repetition}", args.location)
-            output = self.expand_block(block, instance, scope, [output], local_name=None)
+            output = self.expand_block(block, instance, scope, [output])
         scope.names.setdefault(name, output)
         return output
 
