@@ -1,0 +1,190 @@
+"""Datasets -> tf.data pipelines: TFDS names, the embedded datasets, or a folder of images.
+
+Every source yields (uint8 image, integer label) pairs, the raw input that an
+export's serving signature also takes. `preprocess` (cast, channels, resize,
+rescale, normalize) is one TensorFlow function used both by the training
+pipeline and inside the exported SavedModel; augmentation is training-only.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from zoo.source import SpecError, suggest
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+FOLDER_SPLITS = {"train": (0.0, 0.8), "test": (0.8, 1.0), "all": (0.0, 1.0)}
+FOLDER_SEED = 0
+
+
+class DataError(SpecError):
+    """A dataset problem the user can fix (missing, not downloaded, wrong split)."""
+
+    def __init__(self, message: str, location=None, path: str = "data.dataset"):
+        super().__init__(location, path, message)
+
+
+@dataclass
+class DataInfo:
+    name: str
+    image_shape: tuple  # raw shape as the source yields it; None for sizes that vary
+    class_names: list
+    split_sizes: dict = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+def data_dir() -> str:
+    """Where TFDS datasets live: $TFDS_DATA_DIR or ~/tensorflow_datasets, as TFDS itself uses."""
+    return os.environ.get("TFDS_DATA_DIR", os.path.expanduser("~/tensorflow_datasets"))
+
+
+def is_folder(name: str) -> bool:
+    return os.sep in name or name.startswith((".", "~")) or os.path.isdir(name)
+
+
+def load_split(name: str, split: str, *, download: bool = False, where=(None, "data.dataset")):
+    """(tf.data.Dataset of (uint8 image, int64 label), DataInfo) for one split."""
+    if is_folder(name):
+        return _folder_split(Path(os.path.expanduser(name)), split, where)
+    return _tfds_split(name, split, download, where)
+
+
+# --- TFDS ------------------------------------------------------------------------------------
+
+
+def _tfds_builder(name: str, download: bool, where):
+    import tensorflow_datasets as tfds
+
+    import zoo.datasets  # noqa: F401  registers the embedded builders with TFDS
+
+    tfds.disable_progress_bar()
+    try:
+        builder = tfds.builder(name, data_dir=data_dir())
+    except tfds.core.registered.DatasetNotFoundError:
+        known = tfds.list_builders(with_community_datasets=False)
+        raise DataError(f"unknown dataset '{name}'{suggest(name, known)}; use a TFDS name "
+                        f"(e.g. mnist, cifar10), an embedded one ({', '.join(zoo.datasets.EMBEDDED)})"
+                        " or a folder of images with one sub-folder per class", *where) from None
+    if builder.is_prepared():
+        return builder
+    if name in zoo.datasets.EMBEDDED:
+        print(f"preparing the embedded dataset '{name}' in {builder.data_dir} (first use only)")
+        builder.download_and_prepare()
+        return builder
+    if getattr(builder, "MANUAL_DOWNLOAD_INSTRUCTIONS", None):
+        manual = os.path.join(data_dir(), "downloads", "manual")
+        raise DataError(f"dataset '{name}' needs a manual download: put its files in {manual} as "
+                        f"TFDS explains ({' '.join(builder.MANUAL_DOWNLOAD_INSTRUCTIONS.split())}) "
+                        "then run again with --download. To try the spec offline now: "
+                        "--set data.dataset=mnist_subset", *where)
+    if not download:
+        raise DataError(f"dataset '{name}' is not in {data_dir()} (set TFDS_DATA_DIR if it is "
+                        "elsewhere); run again with --download to fetch it (needs network), or "
+                        "try the spec offline with --set data.dataset=mnist_subset (5,000 "
+                        "embedded MNIST digits) or digits", *where)
+    try:
+        builder.download_and_prepare()
+    except Exception as exc:  # network errors come in many types; all mean the same here
+        raise DataError(f"could not download dataset '{name}': {str(exc).splitlines()[0]}. "
+                        "Try the spec offline with --set data.dataset=mnist_subset", *where) from None
+    return builder
+
+
+def _tfds_split(name: str, split: str, download: bool, where):
+    builder = _tfds_builder(name, download, where)
+    info = builder.info
+    if not info.supervised_keys:
+        raise DataError(f"dataset '{name}' has no (input, label) pair to train on", *where)
+    image_key, label_key = info.supervised_keys
+    image_feature, label_feature = info.features[image_key], info.features[label_key]
+    if not hasattr(label_feature, "names") or not hasattr(image_feature, "shape"):
+        raise DataError(f"dataset '{name}' is not an image classification dataset "
+                        f"({image_key}: {type(image_feature).__name__}, "
+                        f"{label_key}: {type(label_feature).__name__})", *where)
+    splits = {key: value.num_examples for key, value in info.splits.items()}
+    try:
+        dataset = builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
+    except (ValueError, KeyError) as exc:
+        raise DataError(f"dataset '{name}' has no split '{split}'{suggest(split, splits)}; its "
+                        f"splits: {', '.join(splits)} ({str(exc).splitlines()[0]})",
+                        *where) from None
+    return dataset, DataInfo(name, tuple(image_feature.shape), list(label_feature.names), splits)
+
+
+# --- a folder with one sub-folder per class --------------------------------------------------
+
+
+def _folder_split(root: Path, split: str, where):
+    if not root.is_dir():
+        raise DataError(f"'{root}' is not a folder of images", *where)
+    classes = sorted(entry.name for entry in root.iterdir() if entry.is_dir())
+    files = [(str(file), index) for index, label in enumerate(classes)
+             for file in sorted((root / label).iterdir()) if file.suffix.lower() in IMAGE_SUFFIXES]
+    if len(classes) < 2 or not files:
+        raise DataError(f"'{root}' should hold one sub-folder of images per class (at least two "
+                        f"classes); found {len(classes)} sub-folders and {len(files)} images", *where)
+    if split not in FOLDER_SPLITS:
+        raise DataError(f"a folder of images has the splits {', '.join(FOLDER_SPLITS)} (a fixed "
+                        f"80/20 shuffle), not '{split}'", *where)
+    order = np.random.RandomState(FOLDER_SEED).permutation(len(files))
+    start, stop = (int(round(fraction * len(files))) for fraction in FOLDER_SPLITS[split])
+    chosen = [files[i] for i in order[start:stop]]
+    sizes = {name: int(round(b * len(files))) - int(round(a * len(files)))
+             for name, (a, b) in FOLDER_SPLITS.items()}
+    paths = tf.constant([path for path, _ in chosen])
+    labels = tf.constant([label for _, label in chosen], tf.int64)
+    dataset = tf.data.Dataset.from_tensor_slices((paths, labels)).map(
+        lambda path, label: (tf.io.decode_image(tf.io.read_file(path), channels=3,
+                                                expand_animations=False), label),
+        num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset, DataInfo(str(root), (None, None, 3), classes, sizes)
+
+
+# --- preprocessing and augmentation ----------------------------------------------------------
+
+
+def preprocess(images, input_shape, preprocess_options: dict):
+    """Raw uint8 images (one or a batch) -> the float input the model expects.
+
+    Converts channels (grey <-> RGB), resizes to the model's input size, then
+    rescales and normalizes as the spec's `data.preprocess` says.
+    """
+    height, width, channels = input_shape
+    images = tf.cast(images, tf.float32)
+    have = images.shape[-1]
+    if have == 1 and channels == 3:
+        images = tf.image.grayscale_to_rgb(images)
+    elif have == 3 and channels == 1:
+        images = tf.image.rgb_to_grayscale(images)
+    if tuple(images.shape[-3:-1]) != (height, width):
+        images = tf.image.resize(images, (height, width),
+                                 method=preprocess_options.get("resize", "bilinear"))
+    images = images * float(preprocess_options.get("rescale", 1.0))
+    if preprocess_options.get("mean") is not None:
+        images = images - tf.constant(preprocess_options["mean"], tf.float32)
+    if preprocess_options.get("std") is not None:
+        images = images / tf.constant(preprocess_options["std"], tf.float32)
+    return images
+
+
+def augment(image, augment_options: dict, seed: int):
+    """Training-time augmentation of one preprocessed image."""
+    flip = augment_options.get("flip")
+    if flip in ("horizontal", "both"):
+        image = tf.image.random_flip_left_right(image, seed=seed)
+    if flip in ("vertical", "both"):
+        image = tf.image.random_flip_up_down(image, seed=seed)
+    padding = augment_options.get("pad_crop")
+    if padding:
+        height, width, channels = image.shape
+        padded = tf.pad(image, [[padding, padding], [padding, padding], [0, 0]])
+        image = tf.image.random_crop(padded, (height, width, channels), seed=seed)
+    return image
