@@ -54,6 +54,16 @@ def _train_parser() -> argparse.ArgumentParser:
                         help="where exports go: DIR/<spec name>/<version>/ (default: exports)")
     parser.add_argument("--dry-run", action="store_true",
                         help="build the model and print its layers and parameter counts; no training")
+    parser.add_argument("--strategy", choices=("default", "mirrored", "multi_worker"),
+                        help="tf.distribute strategy (default: multi_worker when TF_CONFIG names "
+                             "several workers, mirrored over several GPUs, else default)")
+    parser.add_argument("--logical-cpus", type=int, metavar="N",
+                        help="split the CPU into N logical devices (try multi-device code "
+                             "without GPUs; use with --strategy mirrored)")
+    parser.add_argument("--restart", action="store_true",
+                        help="discard an unfinished run's checkpoint instead of resuming it")
+    parser.add_argument("--download", action="store_true",
+                        help="let TFDS download a dataset that is not on this machine yet")
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow's own log output")
     return parser
 
@@ -69,12 +79,13 @@ def _train(args) -> int:
     from zoo.spec import load_spec
     from zoo.summary import check_expectations, layer_table
 
+    if not args.dry_run:
+        from zoo.run import run_training
+
+        run_training(args, log=lambda message: print(message, flush=True))
+        return EXIT_OK
     spec = load_spec(args.spec, args.overrides)
     model = build_model(spec)
-    if not args.dry_run:
-        print("train.py: training is not available yet; `--dry-run` builds and shows the model.",
-              file=sys.stderr)
-        return EXIT_FAILURE
     print(f"{spec.name} ({spec.file})")
     if spec.description:
         print(" ".join(spec.description.split()))
@@ -90,6 +101,47 @@ def _train(args) -> int:
     return EXIT_BAD_INPUT if problems else EXIT_OK
 
 
+EVALUATE_USAGE = """\
+Evaluate an export on a dataset split, from the SavedModel alone.
+
+examples:
+  python evaluate.py exports/lenet/1
+  python evaluate.py exports/lenet/1 --dataset mnist_subset --split train --json metrics.json
+"""
+
+
+def _evaluate_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="evaluate.py", description=EVALUATE_USAGE,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("export", help="an export version directory, e.g. exports/lenet/1")
+    parser.add_argument("--dataset", help="dataset to evaluate on (default: the training one)")
+    parser.add_argument("--split", help="split to evaluate on (default: the spec's eval split)")
+    parser.add_argument("--json", metavar="PATH", help="also write the metrics as JSON here")
+    parser.add_argument("--download", action="store_true",
+                        help="let TFDS download a dataset that is not on this machine yet")
+    parser.add_argument("--verbose", action="store_true", help="show TensorFlow's own log output")
+    return parser
+
+
+def evaluate_main(argv=None) -> int:
+    args = _evaluate_parser().parse_args(argv)
+    _import_tensorflow(args.verbose)
+    return _run(lambda: _evaluate(args))
+
+
+def _evaluate(args) -> int:
+    import json
+
+    from zoo.evaluation import evaluate_export, report
+
+    metrics = evaluate_export(args.export, args.dataset, args.split, args.download)
+    print(report(metrics))
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(metrics, handle, indent=2)
+    return EXIT_OK
+
+
 def _run(job) -> int:
     """Run a command; a bad spec or argument becomes one message and exit code 2."""
     from zoo.source import SpecError
@@ -100,8 +152,12 @@ def _run(job) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print("interrupted: the checkpoint of the last completed epoch is kept; run the same "
+              "command again to resume from it", file=sys.stderr)
         return 130
+    except FloatingPointError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
     except BrokenPipeError:  # output piped into `head`: stop quietly, as Unix tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_FAILURE

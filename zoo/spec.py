@@ -27,8 +27,10 @@ class Spec:
     model: Mapping
     data: Mapping = field(default_factory=Mapping)
     train: Mapping = field(default_factory=Mapping)
+    export: Mapping = field(default_factory=Mapping)
     expect: Mapping = field(default_factory=Mapping)
     description: str = ""
+    document: Mapping = field(default_factory=Mapping)  # the whole merged spec, for the export
 
 
 # --- value checks: each returns the value or raises a located SpecError ------------------
@@ -100,11 +102,19 @@ def split_call(value, container, key, what: str):
 
 # --- sections ---------------------------------------------------------------------------------
 
-TOP_LEVEL_KEYS = ("extends", "description", "model", "data", "train", "expect")
+TOP_LEVEL_KEYS = ("extends", "description", "model", "data", "train", "export", "expect")
 MODEL_KEYS = ("inputs", "layers", "outputs", "blocks", "vars", "defaults")
-DATA_KEYS = ("dataset", "train_split", "eval_split")
-TRAIN_KEYS = ("batch_size", "epochs", "optimizer", "schedule", "loss", "metrics",
-              "weight_decay", "seed", "early_stopping")
+DATA_KEYS = ("dataset", "train_split", "eval_split", "validation_split", "preprocess",
+             "augment", "shuffle_buffer")
+PREPROCESS_KEYS = ("rescale", "mean", "std", "resize")
+RESIZE_METHODS = ("bilinear", "nearest", "bicubic", "area")
+AUGMENT_KEYS = ("flip", "pad_crop")
+FLIPS = ("horizontal", "vertical", "both")
+TRAIN_KEYS = ("batch_size", "epochs", "steps_per_epoch", "optimizer", "schedule", "loss",
+              "metrics", "weight_decay", "seed", "early_stopping", "target")
+METRICS = ("accuracy", "top5")
+TARGETS = ("label", "input")  # input: the model learns to reproduce its input (autoencoders)
+EXPORT_KEYS = ("outputs",)
 EARLY_STOPPING_KEYS = ("monitor", "patience")
 EXPECT_KEYS = ("total_params", "trainable_params", "output_shape")
 # Learning-rate schedules expressed in epochs, which Keras lacks; Keras's own
@@ -112,11 +122,54 @@ EXPECT_KEYS = ("total_params", "trainable_params", "output_shape")
 EPOCH_SCHEDULES = ("step", "plateau")
 
 
+def check_choice(value, container, key, choices):
+    if value not in choices:
+        raise container.error(key, f"expected one of {', '.join(choices)}, received "
+                                   f"{describe(value)}{suggest(value, choices)}")
+    return value
+
+
+def check_number_list(value, container, key):
+    if not isinstance(value, list) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        raise container.error(key, f"expected a list of numbers (one per channel), received "
+                                   f"{describe(value)}")
+    return value
+
+
 def _check_data(data: Mapping):
     check_keys(data, DATA_KEYS)
-    for key in DATA_KEYS:
+    for key in ("dataset", "train_split", "eval_split", "validation_split"):
         if data.get(key) is not None:
             check_string(data[key], data, key)
+    if data.get("shuffle_buffer") is not None:
+        check_positive_int(data["shuffle_buffer"], data, "shuffle_buffer")
+    if data.get("preprocess") is not None:
+        options = check_mapping(data["preprocess"], data, "preprocess")
+        check_keys(options, PREPROCESS_KEYS)
+        if options.get("rescale") is not None:
+            check_non_negative_number(options["rescale"], options, "rescale")
+        for key in ("mean", "std"):
+            if options.get(key) is not None:
+                check_number_list(options[key], options, key)
+        if options.get("resize") is not None:
+            check_choice(options["resize"], options, "resize", RESIZE_METHODS)
+    if data.get("augment") is not None:
+        options = check_mapping(data["augment"], data, "augment")
+        check_keys(options, AUGMENT_KEYS)
+        if options.get("flip") is not None:
+            check_choice(options["flip"], options, "flip", FLIPS)
+        if options.get("pad_crop") is not None:
+            check_positive_int(options["pad_crop"], options, "pad_crop", limit=1000)
+
+
+def _check_export(export: Mapping):
+    check_keys(export, EXPORT_KEYS)
+    if export.get("outputs") is not None:
+        outputs = check_mapping(export["outputs"], export, "outputs",
+                                "a mapping of output names to node names")
+        for key, node in outputs.items():
+            check_string(node, outputs, key)
 
 
 def _check_named(value, container, key, what, known):
@@ -142,11 +195,16 @@ def _check_train(train: Mapping):
 
     check_keys(train, TRAIN_KEYS)
     checks = {"batch_size": check_positive_int, "epochs": check_positive_int,
+              "steps_per_epoch": check_positive_int,
               "weight_decay": check_non_negative_number, "seed": check_int,
               "metrics": check_string_list}
     for key, check in checks.items():
         if train.get(key) is not None:
             check(train[key], train, key)
+    for index, metric in enumerate(train.get("metrics") or ()):
+        check_choice(metric, train["metrics"], index, METRICS)
+    if train.get("target") is not None:
+        check_choice(train["target"], train, "target", TARGETS)
     if train.get("optimizer") is not None:
         _check_named(train["optimizer"], train, "optimizer", "optimizer",
                      [n for n in dir(keras.optimizers) if n[0].isupper()
@@ -278,7 +336,8 @@ def load_spec(path, overrides=()) -> Spec:
     check_keys(document, TOP_LEVEL_KEYS, required=("model",))
     sections = {}
     for key, check in (("model", _check_model), ("data", _check_data),
-                       ("train", _check_train), ("expect", _check_expect)):
+                       ("train", _check_train), ("export", _check_export),
+                       ("expect", _check_expect)):
         section = document.get(key)
         if section is None:
             section = Mapping(location=document.location, path=key)
@@ -288,4 +347,4 @@ def load_spec(path, overrides=()) -> Spec:
     if not isinstance(description, str):
         raise document.error("description", f"expected text, received {describe(description)}")
     name = Path(file).stem
-    return Spec(name=name, file=file, description=description, **sections)
+    return Spec(name=name, file=file, description=description, document=document, **sections)

@@ -1,0 +1,111 @@
+"""The state of one training run on disk, so an interrupted run resumes where it stopped.
+
+`OUTPUT/<spec name>/checkpoint/` holds a TensorFlow checkpoint after every
+epoch, the history and loop state (`state.json`, replaced atomically), and the
+fingerprint of the resolved spec the run was started with. Re-running the
+same command resumes; a changed spec refuses to resume rather than mixing two
+runs. The directory is removed once the run's export is complete.
+
+Under MultiWorkerMirroredStrategy every worker must take part in saving; only
+the chief writes into the directory, the others into a scratch directory that
+is thrown away (the pattern in TensorFlow's multi-worker guide).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+
+import tensorflow as tf
+
+from zoo.source import SpecError
+
+
+def spec_fingerprint(document: dict) -> str:
+    return hashlib.sha256(json.dumps(document, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def write_json_atomically(path: str, value) -> None:
+    directory = os.path.dirname(path) or "."
+    with tempfile.NamedTemporaryFile("w", dir=directory, delete=False, suffix=".tmp") as handle:
+        json.dump(value, handle, indent=2, default=float)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(handle.name, path)
+
+
+class RunState:
+    """Checkpoint, history and loop state of one run; `chief` decides who writes where."""
+
+    def __init__(self, run_directory: str, fingerprint: str, chief: bool = True,
+                 restart: bool = False):
+        self.directory = os.path.join(run_directory, "checkpoint")
+        self.chief = chief
+        self.fingerprint = fingerprint
+        self.history: list = []
+        self.extra: dict = {}
+        self._checkpoint = None
+        self._manager = None
+        self._scratch = None
+        if restart and chief and os.path.isdir(self.directory):
+            shutil.rmtree(self.directory)
+        self._check_fingerprint()
+
+    def _check_fingerprint(self) -> None:
+        state_file = os.path.join(self.directory, "state.json")
+        if not os.path.exists(state_file):
+            return
+        with open(state_file) as handle:
+            saved = json.load(handle)
+        if saved.get("fingerprint") != self.fingerprint:
+            raise SpecError(None, "", f"{self.directory} holds an unfinished run of a different "
+                                      "version of this spec (it changed since, or other --set "
+                                      "values were given); re-run with the same spec and "
+                                      "options to resume it, or add --restart to discard it")
+        self.history = saved.get("history", [])
+        self.extra = saved.get("extra", {})
+
+    def _writable_directory(self) -> str:
+        if self.chief:
+            return self.directory
+        if self._scratch is None:
+            self._scratch = tempfile.mkdtemp(prefix="zoo-worker-checkpoint-")
+        return self._scratch
+
+    def _track(self, model, optimizer) -> None:
+        if self._checkpoint is None:
+            self._epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+            self._checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer,
+                                                   epoch=self._epoch)
+            self._manager = tf.train.CheckpointManager(self._checkpoint,
+                                                       self._writable_directory(), max_to_keep=2)
+
+    def restore(self, model, optimizer) -> int:
+        """Restore the latest checkpoint into model and optimizer; the epochs already done."""
+        self._track(model, optimizer)
+        latest = tf.train.latest_checkpoint(self.directory)
+        if latest is None:
+            self.history, self.extra = [], {}
+            return 0
+        self._checkpoint.restore(latest).assert_existing_objects_matched()
+        done = int(self._epoch.numpy())
+        self.history = self.history[:done]
+        return done
+
+    def save(self, model, optimizer, epochs_done: int) -> None:
+        self._track(model, optimizer)
+        self._epoch.assign(epochs_done)
+        os.makedirs(self._writable_directory(), exist_ok=True)
+        self._manager.save(checkpoint_number=epochs_done)
+        if self.chief:  # the checkpoint first, then the state that points past it
+            write_json_atomically(os.path.join(self.directory, "state.json"), {
+                "fingerprint": self.fingerprint, "history": self.history, "extra": self.extra})
+
+    def finish(self) -> None:
+        """The run is exported: its checkpoints are no longer needed."""
+        for directory in (self.directory if self.chief else None, self._scratch):
+            if directory and os.path.isdir(directory):
+                shutil.rmtree(directory, ignore_errors=True)

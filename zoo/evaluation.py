@@ -1,0 +1,136 @@
+"""Metrics of an export, computed from its SavedModel alone (no zoo model code).
+
+The dataset comes through `zoo.data` as raw uint8 images, exactly what the
+export's `serving_default` signature takes; the model, its preprocessing and
+its class names all come from the export directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from zoo.data import load_split
+from zoo.source import SpecError
+
+BATCH_SIZE = 256
+
+
+def _bad_export(directory: str, message: str) -> SpecError:
+    return SpecError(None, "", f"{directory}: {message}")
+
+
+def load_export(directory: str):
+    """(the loaded SavedModel, its metadata.json) of an export directory, checked."""
+    if not os.path.isdir(directory):
+        raise _bad_export(directory, "no such export directory")
+    if not os.path.exists(os.path.join(directory, "saved_model.pb")):
+        versions = sorted(int(e) for e in os.listdir(directory) if e.isdigit())
+        hint = f"; its newest version is {os.path.join(directory, str(versions[-1]))}" \
+            if versions else ""
+        raise _bad_export(directory, f"not a SavedModel (no saved_model.pb){hint}")
+    try:
+        with open(os.path.join(directory, "metadata.json")) as handle:
+            metadata = json.load(handle)
+    except (OSError, ValueError) as exc:
+        raise _bad_export(directory, f"metadata.json is missing or damaged ({exc}); was this "
+                                     "written by train.py?") from None
+    try:
+        loaded = tf.saved_model.load(directory)
+    except Exception as exc:  # TensorFlow reports damaged files with many exception types
+        raise _bad_export(directory, f"the SavedModel cannot be loaded: "
+                                     f"{str(exc).strip().splitlines()[0]}") from None
+    signatures = loaded.signatures
+    if "serving_default" not in signatures:
+        raise _bad_export(directory, "the SavedModel has no serving_default signature")
+    return loaded, metadata
+
+
+def evaluate_export(directory: str, dataset: str | None = None, split: str | None = None,
+                    download: bool = False) -> dict:
+    loaded, metadata = load_export(directory)
+    serve = loaded.signatures["serving_default"]
+    dataset = dataset or metadata["dataset"]["name"]
+    split = split or metadata["dataset"]["eval_split"]
+    raw, info = load_split(dataset, split, download=download, where=(None, "--dataset"))
+    input_name = metadata["input"]["name"]
+    expected = tuple(metadata["input"]["shape"][1:])
+    if not all(e is None or e == h for e, h in zip(expected, info.image_shape)) \
+            or len(expected) != len(info.image_shape):
+        raise SpecError(None, "--dataset", f"dataset '{dataset}' yields images of shape "
+                                           f"{list(info.image_shape)} but the export takes "
+                                           f"{list(expected)}")
+    reconstruction = metadata.get("target") == "input"
+    if reconstruction:
+        return _reconstruction_metrics(loaded, serve, raw, input_name, dataset, split)
+    classes = metadata["class_names"]
+    if info.num_classes != len(classes):
+        raise SpecError(None, "--dataset", f"dataset '{dataset}' has {info.num_classes} classes, "
+                                           f"the export predicts {len(classes)}")
+    output_name = next(iter(metadata["outputs"]))
+    labels, probabilities = [], []
+    for images, batch_labels in raw.batch(BATCH_SIZE):
+        probabilities.append(serve(**{input_name: images})[output_name].numpy())
+        labels.append(batch_labels.numpy())
+    return classification_metrics(np.concatenate(labels), np.concatenate(probabilities),
+                                  classes, dataset, split)
+
+
+def classification_metrics(labels, probabilities, classes, dataset, split) -> dict:
+    predicted = probabilities.argmax(axis=1)
+    count = len(labels)
+    chosen = probabilities[np.arange(count), labels]
+    confusion = np.zeros((len(classes), len(classes)), dtype=int)
+    np.add.at(confusion, (labels, predicted), 1)
+    per_class = {name: (float(confusion[i, i] / confusion[i].sum()) if confusion[i].sum() else None)
+                 for i, name in enumerate(classes)}
+    metrics = {"dataset": dataset, "split": split, "examples": int(count),
+               "accuracy": float((predicted == labels).mean()),
+               "loss": float(-np.log(np.clip(chosen, 1e-7, 1.0)).mean())}
+    if len(classes) > 5:
+        top5 = np.argsort(-probabilities, axis=1)[:, :5]
+        metrics["top5_accuracy"] = float((top5 == labels[:, None]).any(axis=1).mean())
+    metrics["per_class_accuracy"] = per_class
+    metrics["confusion_matrix"] = {"labels": list(classes), "rows_true_columns_predicted":
+                                   confusion.tolist()}
+    return metrics
+
+
+def _reconstruction_metrics(loaded, serve, raw, input_name, dataset, split) -> dict:
+    preprocess = loaded.signatures["preprocess"]
+    squared, crossentropy, count = 0.0, 0.0, 0
+    for images, _ in raw.batch(BATCH_SIZE):
+        target = preprocess(**{input_name: images})["input"].numpy()
+        output = serve(**{input_name: images})["reconstruction"].numpy()
+        clipped = np.clip(output, 1e-7, 1 - 1e-7)
+        squared += float(((output - target) ** 2).mean(axis=tuple(range(1, target.ndim))).sum())
+        crossentropy += float(-(target * np.log(clipped) + (1 - target) * np.log(1 - clipped))
+                              .mean(axis=tuple(range(1, target.ndim))).sum())
+        count += len(images)
+    return {"dataset": dataset, "split": split, "examples": count,
+            "mean_squared_error": squared / count, "binary_crossentropy": crossentropy / count}
+
+
+def report(metrics: dict) -> str:
+    """The metrics as text: headline numbers, per-class accuracy and the confusion matrix."""
+    lines = [f"{metrics['dataset']} / {metrics['split']}: {metrics['examples']:,} examples"]
+    for key in ("accuracy", "top5_accuracy", "loss", "mean_squared_error", "binary_crossentropy"):
+        if key in metrics:
+            lines.append(f"{key:<20} {metrics[key]:.4f}")
+    if "per_class_accuracy" in metrics:
+        lines.append("per-class accuracy:")
+        for name, value in metrics["per_class_accuracy"].items():
+            lines.append(f"  {name:<18} " + ("n/a" if value is None else f"{value:.4f}"))
+        confusion = metrics["confusion_matrix"]
+        names = confusion["labels"]
+        width = max(5, *(len(str(v)) for row in confusion["rows_true_columns_predicted"]
+                         for v in row)) + 1
+        label_width = max(len(n) for n in names) + 2
+        lines.append("confusion matrix (rows: true class, columns: predicted):")
+        lines.append(" " * label_width + "".join(f"{n[:width - 1]:>{width}}" for n in names))
+        for name, row in zip(names, confusion["rows_true_columns_predicted"]):
+            lines.append(f"{name:<{label_width}}" + "".join(f"{v:>{width}}" for v in row))
+    return "\n".join(lines)

@@ -1,0 +1,141 @@
+"""A trained model -> OUTPUT/<spec name>/<version>/, the layout TensorFlow Serving reads.
+
+Each version directory holds the SavedModel (`saved_model.pb`, `variables/`)
+and beside it `model.keras` (to train further), `spec.yaml` (the resolved
+spec), `labels.txt`, `metadata.json` (input, outputs, dataset, versions),
+`history.json` and `metrics.json`. The SavedModel's `serving_default` takes the
+raw images as the dataset yields them (uint8) under the dataset's input name,
+applies the spec's preprocessing inside, and returns named outputs; a second
+signature, `preprocess`, returns just the preprocessed input.
+
+A version is written into a hidden temporary directory and renamed into place
+at the end: a crash leaves no half-written version, and two runs exporting at
+once get two distinct versions (the rename fails for the second, which takes
+the next number).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+
+import keras
+import tensorflow as tf
+import yaml
+
+from zoo.data import DataInfo, preprocess
+from zoo.source import SpecError, plain
+from zoo.spec import Spec
+
+INPUT_NAME = "image"
+
+
+def output_nodes(spec: Spec, model: keras.Model) -> dict:
+    """Signature output name -> layer name, from `export.outputs` or the kind of model."""
+    declared = spec.export.get("outputs")
+    if declared:
+        for key, node in declared.items():
+            if node not in {layer.name for layer in model.layers}:
+                raise declared.error(key, f"no layer named '{node}' in the model")
+        return dict(declared)
+    name = "reconstruction" if spec.train.get("target") == "input" else "probabilities"
+    return {name: model.outputs[0]._keras_history.operation.name}
+
+
+def existing_versions(directory: str) -> list[int]:
+    if not os.path.isdir(directory):
+        return []
+    return sorted(int(entry) for entry in os.listdir(directory) if entry.isdigit())
+
+
+def export(spec: Spec, model: keras.Model, info: DataInfo, output: str, *, history, metrics,
+           dataset: dict) -> str:
+    """Write a new version; returns its directory."""
+    spec_directory = os.path.join(output, spec.name)
+    os.makedirs(spec_directory, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".incomplete-", dir=spec_directory)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(staging, 0o777 & ~umask)  # mkdtemp's 0700 would hide the version from servers
+    try:
+        _write_version(staging, spec, model, info, history, metrics, dataset)
+        return _publish(staging, spec_directory)
+    finally:
+        if os.path.isdir(staging):
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _publish(staging: str, spec_directory: str) -> str:
+    while True:
+        version = (existing_versions(spec_directory) or [0])[-1] + 1
+        target = os.path.join(spec_directory, str(version))
+        try:
+            os.rename(staging, target)  # atomic; fails if another run took this number
+            return target
+        except OSError:
+            if not os.path.exists(target):
+                raise
+
+
+def _write_version(directory, spec, model, info: DataInfo, history, metrics, dataset):
+    outputs = output_nodes(spec, model)
+    serving_model = keras.Model(model.inputs, {
+        name: model.get_layer(node).output for name, node in outputs.items()})
+    input_shape = tuple(model.inputs[0].shape[1:])
+    options = dict(plain(spec.data.get("preprocess") or {}))
+    raw_spec = tf.TensorSpec((None, *info.image_shape), tf.uint8, name=INPUT_NAME)
+
+    @tf.function(input_signature=[raw_spec])
+    def serve(image):
+        return serving_model(preprocess(image, input_shape, options), training=False)
+
+    @tf.function(input_signature=[raw_spec])
+    def preprocessed(image):
+        return {"input": preprocess(image, input_shape, options)}
+
+    archive = keras.export.ExportArchive()
+    archive.track(serving_model)
+    archive.add_endpoint("serving_default", serve)
+    archive.add_endpoint("preprocess", preprocessed)
+    archive.write_out(directory, verbose=False)
+    model.save(os.path.join(directory, "model.keras"))
+    with open(os.path.join(directory, "spec.yaml"), "w") as handle:
+        yaml.safe_dump(plain(spec.document), handle, sort_keys=False)
+    with open(os.path.join(directory, "labels.txt"), "w") as handle:
+        handle.write("".join(f"{name}\n" for name in info.class_names))
+    metadata = {
+        "spec": spec.name, "spec_file": spec.file, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "input": {"name": INPUT_NAME, "dtype": "uint8", "shape": [None, *info.image_shape]},
+        "outputs": outputs, "target": spec.train.get("target") or "label",
+        "dataset": dataset, "class_names": info.class_names,
+        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__,
+                     "python": platform.python_version()},
+    }
+    for name, value in (("metadata", metadata), ("history", history), ("metrics", metrics)):
+        with open(os.path.join(directory, f"{name}.json"), "w") as handle:
+            json.dump(value, handle, indent=2, default=float)
+    _fsync_tree(directory)
+
+
+def _fsync_tree(directory: str) -> None:
+    """Flush every file to disk before the rename makes the version visible."""
+    for root, _, files in os.walk(directory):
+        for name in files:
+            with open(os.path.join(root, name), "rb") as handle:
+                os.fsync(handle.fileno())
+
+
+def check_writable(output: str, spec_name: str) -> None:
+    """Fail before training, not after it, if the export cannot be written."""
+    directory = os.path.join(output, spec_name)
+    try:
+        os.makedirs(directory, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as exc:
+        raise SpecError(None, "--output", f"cannot write exports to {directory}: "
+                                          f"{exc.strerror}") from None

@@ -1,0 +1,104 @@
+"""The main job, top to bottom: spec -> data -> strategy -> train -> export."""
+
+from __future__ import annotations
+
+import os
+
+import tensorflow as tf
+
+from zoo.build import build_model
+from zoo.checkpoints import RunState, spec_fingerprint
+from zoo.data import DataInfo, load_split
+from zoo.export import check_writable, export
+from zoo.source import SpecError, plain
+from zoo.spec import Spec, load_spec
+from zoo.training import choose_strategy, is_chief, train
+
+
+def split_logical_cpus(count: int) -> None:
+    """Present the CPU as `count` devices, to run multi-device code where there are no GPUs."""
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * count)
+
+
+def load_data(spec: Spec, download: bool):
+    """(train raw, eval raw, info, train size, eval size) as the spec's data section names them."""
+    data = spec.data
+    if not data.get("dataset"):
+        raise SpecError(data.location, "data", "training needs a dataset: add `data: {dataset: "
+                                               "NAME}` or pass --set data.dataset=mnist_subset")
+    name = data["dataset"]
+    where = data.where("dataset")
+    train_split = data.get("train_split") or "train"
+    eval_split = data.get("validation_split") or data.get("eval_split") or "test"
+    train_raw, info = load_split(name, train_split, download=download, where=where)
+    eval_raw, _ = load_split(name, eval_split, download=download, where=where)
+    sizes = [_split_size(info, split, raw) for split, raw in ((train_split, train_raw),
+                                                              (eval_split, eval_raw))]
+    return train_raw.cache(), eval_raw.cache(), info, *sizes
+
+
+def _split_size(info: DataInfo, split: str, raw) -> int:
+    if split in info.split_sizes:
+        return info.split_sizes[split]
+    return int(raw.reduce(0, lambda count, _: count + 1))  # a sliced split such as train[:90%]
+
+
+def bind_classes(spec: Spec, info: DataInfo, log) -> None:
+    """A classifier spec's `classes` variable follows the dataset's number of classes."""
+    variables = spec.model.get("vars")
+    if spec.train.get("target") == "input" or not variables or "classes" not in variables:
+        return
+    if variables["classes"] != info.num_classes:
+        log(f"model.vars.classes = {info.num_classes} (dataset {info.name} has "
+            f"{info.num_classes} classes; the spec said {variables['classes']})")
+        variables["classes"] = info.num_classes
+
+
+def check_model_fits_data(spec: Spec, model, info: DataInfo) -> None:
+    if spec.train.get("target") == "input":
+        return
+    predicted = model.outputs[0].shape[-1]
+    if predicted != info.num_classes:
+        raise SpecError(spec.model.location, "model", f"the model predicts {predicted} classes "
+                        f"but dataset '{info.name}' has {info.num_classes}; give the output layer "
+                        f"units: \"${{classes}}\" with model.vars.classes, which follows the data")
+
+
+def run_training(args, log=print) -> str | None:
+    """Train the spec as `train.py` was asked to; returns the export directory (chief only)."""
+    if args.logical_cpus:
+        split_logical_cpus(args.logical_cpus)
+    strategy = choose_strategy(args.strategy)
+    spec = load_spec(args.spec, args.overrides)
+    chief = is_chief(strategy)
+    if chief:
+        check_writable(args.output, spec.name)
+    log = log if chief else (lambda *_: None)
+    data = load_data(spec, args.download)
+    info = data[2]
+    bind_classes(spec, info, log)
+    log(f"training {spec.name} on {info.name} ({data[3]:,} train / {data[4]:,} eval images) "
+        f"with {type(strategy).__name__} over {strategy.num_replicas_in_sync} replica(s)")
+    state = RunState(os.path.join(args.output, spec.name), spec_fingerprint(
+        plain(spec.document)), chief=chief, restart=args.restart)
+
+    def model_factory():
+        model = build_model(spec)
+        check_model_fits_data(spec, model, info)
+        return model
+
+    model, history = train(spec, model_factory, data, strategy, state, log)
+    if not history:
+        raise SpecError(None, "", "nothing was trained")
+    final = {key[4:]: value for key, value in history[-1].items() if key.startswith("val_")}
+    directory = None
+    if chief:
+        dataset = {"name": info.name, "train_split": spec.data.get("train_split") or "train",
+                   "eval_split": spec.data.get("eval_split") or "test"}
+        directory = export(spec, model, info, args.output, history=history, metrics=final,
+                           dataset=dataset)
+        log(f"exported {directory}")
+    state.finish()
+    return directory

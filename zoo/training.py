@@ -1,0 +1,321 @@
+"""Training under a tf.distribute strategy: optimizer, loss, schedule, checkpoints, resume.
+
+One custom training loop serves every strategy. Keras 3's `Model.fit` fails
+under MultiWorkerMirroredStrategy (keras-team/keras#20585), while a step run
+with `strategy.run` over a distributed dataset works everywhere, so there is
+no second code path to keep in step with the first.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+
+import keras
+import tensorflow as tf
+
+from zoo.checkpoints import RunState
+from zoo.data import DataInfo, augment, preprocess
+from zoo.source import SpecError
+from zoo.spec import Spec
+
+SHUFFLE_BUFFER = 10_000
+CACHE_LIMIT_BYTES = 2 << 30  # raw splits smaller than this are cached in memory
+
+
+# --- strategy --------------------------------------------------------------------------------
+
+
+def choose_strategy(name: str | None = None) -> tf.distribute.Strategy:
+    """`name` (from --strategy) or, by default, what the hardware and TF_CONFIG call for."""
+    workers = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {}).get("worker", [])
+    if name is None:
+        gpus = tf.config.list_logical_devices("GPU")
+        name = "multi_worker" if len(workers) > 1 else "mirrored" if len(gpus) > 1 else "default"
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "mirrored":
+        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        return tf.distribute.MirroredStrategy([device.name for device in devices])
+    return tf.distribute.get_strategy()
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.cluster_spec().as_dict():
+        return True
+    return resolver.task_type in ("chief", None) or (
+        resolver.task_type == "worker" and resolver.task_id == 0
+        and "chief" not in resolver.cluster_spec().as_dict())
+
+
+# --- what the spec asks for ------------------------------------------------------------------
+
+
+def _normalize(name: str) -> str:
+    return name.replace("_", "").lower()
+
+
+def _keras_class(module, name: str):
+    for attribute in dir(module):
+        if attribute[0].isupper() and _normalize(attribute) == _normalize(name):
+            return getattr(module, attribute)
+    raise SpecError(None, "train", f"unknown name '{name}' in {module.__name__}")
+
+
+def _split(value) -> tuple[str, dict]:
+    """`name` or `{name: kwargs}` -> (name, plain kwargs)."""
+    if isinstance(value, str):
+        return value, {}
+    (name, kwargs), = value.items()
+    return name, dict(kwargs or {})
+
+
+def make_optimizer(train, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    name, kwargs = _split(train.get("optimizer") or "adam")
+    schedule = train.get("schedule")
+    if schedule is not None:
+        schedule_name, schedule_kwargs = _split(schedule)
+        base_rate = kwargs.get("learning_rate", 0.001)
+        if _normalize(schedule_name) == "step":
+            boundaries = [epoch * steps_per_epoch for epoch in schedule_kwargs.get("epochs", [])]
+            factor = schedule_kwargs.get("factor", 0.1)
+            kwargs["learning_rate"] = keras.optimizers.schedules.PiecewiseConstantDecay(
+                boundaries, [base_rate * factor**i for i in range(len(boundaries) + 1)])
+        elif _normalize(schedule_name) != "plateau":  # plateau acts between epochs
+            schedule_kwargs.setdefault("initial_learning_rate", base_rate)
+            kwargs["learning_rate"] = _keras_class(keras.optimizers.schedules,
+                                                   schedule_name)(**schedule_kwargs)
+    return _keras_class(keras.optimizers, name)(**kwargs)
+
+
+def make_loss(train):
+    """A function (targets, predictions) -> one loss value per example."""
+    name, kwargs = _split(train.get("loss") or "sparse_categorical_crossentropy")
+    loss = _keras_class(keras.losses, name)(reduction=None, **kwargs)
+
+    def per_example(targets, predictions):
+        values = loss(targets, predictions)
+        return tf.reduce_mean(tf.reshape(values, [tf.shape(values)[0], -1]), axis=1)
+
+    return per_example
+
+
+@dataclass
+class Plan:
+    """Everything the loop needs that follows from the spec and the data."""
+
+    epochs: int
+    batch_size: int
+    steps_per_epoch: int
+    target: str  # "label" or "input"
+    metrics: tuple
+    weight_decay: float
+    seed: int
+    plateau: dict = field(default_factory=dict)
+    early_stopping: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_spec(cls, spec: Spec, info: DataInfo, train_size: int) -> "Plan":
+        train = spec.train
+        batch_size = train.get("batch_size") or 32
+        target = train.get("target") or "label"
+        metrics = tuple(train.get("metrics") or (("accuracy", "top5") if info.num_classes > 5
+                                                  else ("accuracy",)))
+        if target == "input":
+            metrics = ()
+        schedule_name, schedule = _split(train.get("schedule") or "none")
+        return cls(
+            epochs=train.get("epochs") or 10, batch_size=batch_size,
+            steps_per_epoch=train.get("steps_per_epoch") or max(1, train_size // batch_size),
+            target=target, metrics=metrics, weight_decay=float(train.get("weight_decay") or 0.0),
+            seed=train.get("seed") if train.get("seed") is not None else 0,
+            plateau=schedule if _normalize(schedule_name) == "plateau" else {},
+            early_stopping=dict(train.get("early_stopping") or {}))
+
+
+# --- data as the loop sees it ----------------------------------------------------------------
+
+
+def batches(dataset, info: DataInfo, spec: Spec, input_shape, plan: Plan, *, training: bool,
+            epoch: int = 0, split_size: int = 0):
+    """Raw (uint8 image, label) pairs -> batches of (model input, target)."""
+    options = dict(spec.data.get("preprocess") or {})
+    augment_options = dict(spec.data.get("augment") or {}) if training else {}
+    raw_bytes = split_size * (_known_size(info.image_shape) or CACHE_LIMIT_BYTES)
+    if raw_bytes < CACHE_LIMIT_BYTES:
+        dataset = dataset.cache()
+    if training:
+        buffer = spec.data.get("shuffle_buffer") or SHUFFLE_BUFFER
+        dataset = dataset.shuffle(buffer, seed=plan.seed + epoch, reshuffle_each_iteration=False)
+
+    def prepare(image, label):
+        image = preprocess(image, input_shape, options)
+        if augment_options:
+            image = augment(image, augment_options, seed=plan.seed + epoch)
+        return image, (image if plan.target == "input" else label)
+
+    dataset = dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+    if training:
+        dataset = dataset.repeat().take(plan.steps_per_epoch * plan.batch_size)
+    dataset = dataset.batch(plan.batch_size, drop_remainder=training)
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def _known_size(shape) -> int | None:
+    size = 1
+    for dimension in shape:
+        if dimension is None:
+            return None
+        size *= dimension
+    return size
+
+
+# --- the loop --------------------------------------------------------------------------------
+
+
+class Trainer:
+    """Compiled train and eval steps for one model under one strategy."""
+
+    def __init__(self, strategy, model, optimizer, loss_fn, plan: Plan):
+        self.strategy, self.model, self.optimizer = strategy, model, optimizer
+        self.loss_fn, self.plan = loss_fn, plan
+        replicas = strategy.num_replicas_in_sync
+        decayed = [w for w in model.trainable_weights if w.path.endswith("kernel")]
+
+        def statistics(targets, predictions, losses):
+            stats = {"loss": tf.reduce_sum(losses), "count": tf.cast(tf.size(losses), tf.float32)}
+            if "accuracy" in plan.metrics:
+                stats["accuracy"] = tf.reduce_sum(tf.cast(tf.math.in_top_k(
+                    tf.cast(targets, tf.int32), tf.cast(predictions, tf.float32), 1), tf.float32))
+            if "top5" in plan.metrics:
+                stats["top5"] = tf.reduce_sum(tf.cast(tf.math.in_top_k(
+                    tf.cast(targets, tf.int32), tf.cast(predictions, tf.float32), 5), tf.float32))
+            return stats
+
+        def train_step(inputs, targets):
+            with tf.GradientTape() as tape:
+                predictions = model(inputs, training=True)
+                losses = loss_fn(targets, predictions)
+                loss = tf.reduce_sum(losses) / plan.batch_size
+                if plan.weight_decay:  # L2 as in the papers: gradient += decay * w
+                    loss += plan.weight_decay / 2 * tf.add_n(
+                        [tf.reduce_sum(tf.square(w)) for w in decayed]) / replicas
+                if model.losses:
+                    loss += tf.add_n(model.losses) / replicas
+            gradients = tape.gradient(loss, model.trainable_weights)
+            optimizer.apply_gradients(zip(gradients, model.trainable_weights))
+            return statistics(targets, predictions, losses)
+
+        def eval_step(inputs, targets):
+            predictions = model(inputs, training=False)
+            return statistics(targets, predictions, loss_fn(targets, predictions))
+
+        def run(step):
+            @tf.function
+            def distributed(batch):
+                per_replica = strategy.run(step, args=batch)
+                return {key: strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+                        for key, value in per_replica.items()}
+            return distributed
+
+        self.train_step, self.eval_step = run(train_step), run(eval_step)
+
+    def run_epoch(self, dataset, step, on_step=None) -> dict:
+        totals = {}
+        for index, batch in enumerate(self.strategy.experimental_distribute_dataset(dataset)):
+            for key, value in step(batch).items():
+                totals[key] = totals.get(key, 0.0) + float(value)
+            if on_step:
+                on_step(index + 1, totals)
+        return averages(totals)
+
+
+def averages(totals: dict) -> dict:
+    count = totals.get("count") or 1.0
+    return {key: value / count for key, value in totals.items() if key != "count"}
+
+
+def monitor_improved(name: str, value: float, best: float | None) -> bool:
+    if best is None:
+        return True
+    return value > best if "accuracy" in name or "top5" in name else value < best
+
+
+def train(spec: Spec, model_factory, data, strategy, state: RunState, log=print) -> dict:
+    """Train to the spec's plan, resuming from `state`; returns the history of epoch metrics.
+
+    `data` is (train_raw, eval_raw, info, train_size, eval_size); `model_factory` builds
+    the model (inside the strategy's scope).
+    """
+    train_raw, eval_raw, info, train_size, eval_size = data
+    with strategy.scope():
+        model = model_factory()
+        input_shape = tuple(model.inputs[0].shape[1:])
+        plan = Plan.from_spec(spec, info, train_size)
+        optimizer = make_optimizer(spec.train, plan.steps_per_epoch)
+        optimizer.build(model.trainable_weights)
+        trainer = Trainer(strategy, model, optimizer, make_loss(spec.train), plan)
+    keras.utils.set_random_seed(plan.seed)
+    start = state.restore(model, optimizer)
+    if start:
+        log(f"resuming {spec.name} after epoch {start} of {plan.epochs} "
+            f"(checkpoint in {state.directory})")
+    eval_batches = batches(eval_raw, info, spec, input_shape, plan, training=False,
+                           split_size=eval_size)
+    for epoch in range(start, plan.epochs):
+        began = time.monotonic()
+        train_batches = batches(train_raw, info, spec, input_shape, plan, training=True,
+                                epoch=epoch, split_size=train_size)
+        metrics = trainer.run_epoch(train_batches, trainer.train_step)
+        metrics.update({f"val_{key}": value for key, value in
+                        trainer.run_epoch(eval_batches, trainer.eval_step).items()})
+        metrics["lr"] = float(_current_rate(optimizer))
+        metrics["seconds"] = time.monotonic() - began
+        state.history.append(metrics)
+        if any(value != value for value in metrics.values()):  # NaN
+            raise FloatingPointError(f"the loss became NaN in epoch {epoch + 1}; the checkpoint "
+                                     f"after epoch {epoch} is kept in {state.directory}")
+        log(f"epoch {epoch + 1}/{plan.epochs}  " + "  ".join(
+            f"{key} {value:.4g}" for key, value in metrics.items()))
+        stop = _after_epoch(plan, state, optimizer, metrics, log)
+        state.save(model, optimizer, epoch + 1)
+        if stop:
+            break
+    return model, state.history
+
+
+def _current_rate(optimizer) -> float:
+    rate = optimizer.learning_rate
+    return float(rate.numpy() if hasattr(rate, "numpy") else rate)
+
+
+def _after_epoch(plan: Plan, state: RunState, optimizer, metrics: dict, log) -> bool:
+    """Plateau schedule and early stopping; True when training should stop."""
+    if plan.plateau:
+        name = plan.plateau.get("monitor", "val_loss")
+        if monitor_improved(name, metrics[name], state.extra.get("plateau_best")):
+            state.extra.update(plateau_best=metrics[name], plateau_wait=0)
+        else:
+            state.extra["plateau_wait"] = state.extra.get("plateau_wait", 0) + 1
+            if state.extra["plateau_wait"] >= plan.plateau.get("patience", 5):
+                new_rate = _current_rate(optimizer) * plan.plateau.get("factor", 0.1)
+                optimizer.learning_rate.assign(new_rate)
+                state.extra["plateau_wait"] = 0
+                log(f"{name} has not improved for {plan.plateau.get('patience', 5)} epochs: "
+                    f"learning rate now {new_rate:.3g}")
+    if plan.early_stopping:
+        name = plan.early_stopping.get("monitor", "val_loss")
+        if monitor_improved(name, metrics[name], state.extra.get("stop_best")):
+            state.extra.update(stop_best=metrics[name], stop_wait=0)
+        else:
+            state.extra["stop_wait"] = state.extra.get("stop_wait", 0) + 1
+            if state.extra["stop_wait"] >= plan.early_stopping.get("patience", 5):
+                log(f"early stopping: {name} has not improved for "
+                    f"{plan.early_stopping.get('patience', 5)} epochs")
+                return True
+    return False
