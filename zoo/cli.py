@@ -71,7 +71,7 @@ def _train_parser() -> argparse.ArgumentParser:
 def train_main(argv=None) -> int:
     args = _train_parser().parse_args(argv)
     _import_tensorflow(args.verbose)
-    return _run(lambda: _train(args))
+    return _run(lambda: _train(args), args.verbose)
 
 
 def _train(args) -> int:
@@ -126,7 +126,7 @@ def _evaluate_parser() -> argparse.ArgumentParser:
 def evaluate_main(argv=None) -> int:
     args = _evaluate_parser().parse_args(argv)
     _import_tensorflow(args.verbose)
-    return _run(lambda: _evaluate(args))
+    return _run(lambda: _evaluate(args), args.verbose)
 
 
 def _evaluate(args) -> int:
@@ -142,8 +142,11 @@ def _evaluate(args) -> int:
     return EXIT_OK
 
 
-def _run(job) -> int:
-    """Run a command; a bad spec or argument becomes one message and exit code 2."""
+def _run(job, verbose: bool) -> int:
+    """Run a command; a bad spec or argument becomes one message and exit code 2.
+
+    Any other failure is one message and exit code 1; --verbose shows its traceback.
+    """
     from zoo.source import SpecError
 
     try:
@@ -160,4 +163,10 @@ def _run(job) -> int:
         return EXIT_FAILURE
     except BrokenPipeError:  # output piped into `head`: stop quietly, as Unix tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILURE
+    except Exception as exc:
+        if verbose:
+            raise
+        print(f"error: {type(exc).__name__}: {exc} (run with --verbose for the traceback)",
+              file=sys.stderr)
         return EXIT_FAILURE

@@ -66,8 +66,15 @@ def check_model_fits_data(spec: Spec, model, info: DataInfo) -> None:
                         f"units: \"${{classes}}\" with model.vars.classes, which follows the data")
 
 
-def run_training(args, log=print) -> str | None:
-    """Train the spec as `train.py` was asked to; returns the export directory (chief only)."""
+STRATEGY_NAMES = {"CollectiveAllReduceStrategy": "MultiWorkerMirroredStrategy",
+                  "_DefaultDistributionStrategy": "the default strategy"}
+
+
+def run_training(args, log=print):
+    """Train the spec as `train.py` was asked to.
+
+    Returns (the trained model, the export directory; None on workers other than the chief).
+    """
     if args.logical_cpus:
         split_logical_cpus(args.logical_cpus)
     strategy = choose_strategy(args.strategy)
@@ -80,7 +87,8 @@ def run_training(args, log=print) -> str | None:
     info = data[2]
     bind_classes(spec, info, log)
     log(f"training {spec.name} on {info.name} ({data[3]:,} train / {data[4]:,} eval images) "
-        f"with {type(strategy).__name__} over {strategy.num_replicas_in_sync} replica(s)")
+        f"with {STRATEGY_NAMES.get(type(strategy).__name__, type(strategy).__name__)} over "
+        f"{strategy.num_replicas_in_sync} replica(s)")
     state = RunState(os.path.join(args.output, spec.name), spec_fingerprint(
         plain(spec.document)), chief=chief, restart=args.restart)
 
@@ -101,4 +109,4 @@ def run_training(args, log=print) -> str | None:
                            dataset=dataset)
         log(f"exported {directory}")
     state.finish()
-    return directory
+    return model, directory

@@ -31,8 +31,8 @@ CACHE_LIMIT_BYTES = 2 << 30  # raw splits smaller than this are cached in memory
 def choose_strategy(name: str | None = None) -> tf.distribute.Strategy:
     """`name` (from --strategy) or, by default, what the hardware and TF_CONFIG call for."""
     workers = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {}).get("worker", [])
-    if name is None:
-        gpus = tf.config.list_logical_devices("GPU")
+    if name is None:  # physical devices: listing logical ones would start the runtime too early
+        gpus = tf.config.list_physical_devices("GPU")
         name = "multi_worker" if len(workers) > 1 else "mirrored" if len(gpus) > 1 else "default"
     if name == "multi_worker":
         return tf.distribute.MultiWorkerMirroredStrategy()
