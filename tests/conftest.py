@@ -27,3 +27,11 @@ def write_spec(tmp_path, monkeypatch):
         return name
 
     return write
+
+
+@pytest.fixture(scope="session", autouse=True)
+def tfds_data_dir(tmp_path_factory):
+    """Datasets are prepared into a fresh folder: tests never download and never see ~/."""
+    directory = os.environ.get("ZOO_TEST_TFDS_DIR") or str(tmp_path_factory.mktemp("tfds"))
+    os.environ["TFDS_DATA_DIR"] = directory
+    return directory

@@ -41,6 +41,9 @@ def _import_tensorflow(verbose: bool) -> None:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+    from absl import logging as absl_logging
+
+    absl_logging.set_verbosity(absl_logging.ERROR)  # TFDS's informational warnings
 
 
 def _train_parser() -> argparse.ArgumentParser:

@@ -253,14 +253,14 @@ def train(spec: Spec, model_factory, data, strategy, state: RunState, log=print)
     the model (inside the strategy's scope).
     """
     train_raw, eval_raw, info, train_size, eval_size = data
+    plan = Plan.from_spec(spec, info, train_size)
+    keras.utils.set_random_seed(plan.seed)  # before building: initial weights follow the seed
     with strategy.scope():
         model = model_factory()
         input_shape = tuple(model.inputs[0].shape[1:])
-        plan = Plan.from_spec(spec, info, train_size)
         optimizer = make_optimizer(spec.train, plan.steps_per_epoch)
         optimizer.build(model.trainable_weights)
         trainer = Trainer(strategy, model, optimizer, make_loss(spec.train), plan)
-    keras.utils.set_random_seed(plan.seed)
     start = state.restore(model, optimizer)
     if start:
         log(f"resuming {spec.name} after epoch {start} of {plan.epochs} "

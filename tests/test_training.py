@@ -1,0 +1,233 @@
+"""The main job for real: train under tf.distribute, export, evaluate, resume, two workers."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+
+TINY = """\
+model:
+  vars: {classes: 10}
+  inputs: {image: [8, 8, 1]}
+  layers:
+    - flatten
+    - dense: {units: 32, activation: relu}
+    - dense: {units: "${classes}", activation: softmax, name: predictions}
+data:
+  dataset: digits
+  preprocess: {rescale: 0.00392156862745098}
+train:
+  batch_size: 32
+  epochs: 3
+  optimizer: {adam: {learning_rate: 0.01}}
+  loss: sparse_categorical_crossentropy
+  seed: 1
+"""
+
+
+def run(script, *args, cwd, env=None, timeout=300):
+    return subprocess.run([sys.executable, str(ROOT / script), *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    (tmp_path / "tiny.yaml").write_text(TINY)
+    return tmp_path
+
+
+def test_train_export_evaluate(tiny):
+    result = run("train.py", "tiny.yaml", "--output", "exports", cwd=tiny)
+    assert result.returncode == 0, result.stderr
+    assert "training tiny on digits (1,437 train / 360 eval images)" in result.stdout
+    assert "epoch 3/3" in result.stdout and result.stderr == ""
+    version = tiny / "exports" / "tiny" / "1"
+    for name in ("saved_model.pb", "variables", "model.keras", "spec.yaml", "labels.txt",
+                 "metadata.json", "history.json", "metrics.json"):
+        assert (version / name).exists(), name
+    assert not (tiny / "exports" / "tiny" / "checkpoint").exists()  # removed once exported
+    trained = json.loads((version / "metrics.json").read_text())
+    assert trained["accuracy"] > 0.85  # 3 epochs of a small MLP on 8x8 digits
+
+    result = run("evaluate.py", version, "--json", "metrics.json", cwd=tiny)
+    assert result.returncode == 0, result.stderr
+    evaluated = json.loads((tiny / "metrics.json").read_text())
+    assert evaluated["accuracy"] == pytest.approx(trained["accuracy"], abs=1e-6)
+    assert evaluated["examples"] == 360
+    assert sum(map(sum, evaluated["confusion_matrix"]["rows_true_columns_predicted"])) == 360
+    assert "confusion matrix (rows: true class, columns: predicted):" in result.stdout
+
+    # a second run is a second version; the first stays as it was
+    assert run("train.py", "tiny.yaml", "--output", "exports", "--set", "train.epochs=1",
+               cwd=tiny).returncode == 0
+    assert sorted(os.listdir(tiny / "exports" / "tiny")) == ["1", "2"]
+
+
+def test_export_serves_in_a_process_that_never_imported_zoo(tiny):
+    assert run("train.py", "tiny.yaml", "--output", "exports", "--set", "train.epochs=1",
+               cwd=tiny).returncode == 0
+    version = tiny / "exports" / "tiny" / "1"
+    images = np.random.default_rng(0).integers(0, 256, (5, 8, 8, 1)).astype(np.uint8)
+    np.save(tiny / "images.npy", images)
+    script = (
+        "import sys, numpy as np, tensorflow as tf\n"
+        f"model = tf.saved_model.load({str(version)!r})\n"
+        "serve = model.signatures['serving_default']\n"
+        f"out = serve(image=tf.constant(np.load({str(tiny / 'images.npy')!r})))['probabilities']\n"
+        f"np.save({str(tiny / 'served.npy')!r}, out.numpy())\n"
+        "assert 'zoo' not in sys.modules\n")
+    result = subprocess.run([sys.executable, "-I", "-c", script], cwd="/", capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    served = np.load(tiny / "served.npy")
+
+    import keras
+    model = keras.saving.load_model(version / "model.keras", safe_mode=True)
+    expected = model(images.astype("float32") / 255.0)
+    np.testing.assert_allclose(served, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_saved_model_cli_shows_and_runs_the_export(tiny):
+    assert run("train.py", "tiny.yaml", "--output", "exports", "--set", "train.epochs=1",
+               cwd=tiny).returncode == 0
+    version = str(tiny / "exports" / "tiny" / "1")
+    cli = Path(sys.executable).parent / "saved_model_cli"
+    shown = subprocess.run([str(cli), "show", "--all", "--dir", version], capture_output=True,
+                           text=True, timeout=300)
+    assert shown.returncode == 0, shown.stderr
+    assert "inputs['image'] tensor_info:\n        dtype: DT_UINT8\n        shape: (-1, 8, 8, 1)" \
+        in shown.stdout
+    assert "outputs['probabilities'] tensor_info:" in shown.stdout
+    np.save(tiny / "x.npy", np.zeros((2, 8, 8, 1), np.uint8))
+    ran = subprocess.run([str(cli), "run", "--dir", version, "--tag_set", "serve",
+                          "--signature_def", "serving_default", "--inputs",
+                          f"image={tiny / 'x.npy'}"], capture_output=True, text=True, timeout=300)
+    assert ran.returncode == 0, ran.stderr
+    assert "Result for output key probabilities:" in ran.stdout
+
+
+def test_mirrored_strategy_on_two_logical_cpus_trains_like_one_device(tiny):
+    results = {}
+    for name, flags in (("one", []), ("two", ["--strategy", "mirrored", "--logical-cpus", "2"])):
+        result = run("train.py", "tiny.yaml", "--output", name, "--set", "train.epochs=2",
+                     *flags, cwd=tiny)
+        assert result.returncode == 0, result.stderr
+        results[name] = result.stdout
+    assert "MirroredStrategy over 2 replica(s)" in results["two"]
+    import keras
+    one, two = (keras.saving.load_model(tiny / name / "tiny" / "1" / "model.keras")
+                for name in ("one", "two"))
+    for a, b in zip(one.weights, two.weights):  # same data, seed and global batch
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=2e-4)
+
+
+def free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_two_workers_on_localhost_train_one_model(tiny):
+    workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
+    processes = []
+    for index in range(2):
+        config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        processes.append(subprocess.Popen(
+            [sys.executable, str(ROOT / "tests" / "multiworker_worker.py"), "tiny.yaml",
+             "exports", f"weights{index}.npz", "--set", "train.epochs=2"],
+            cwd=tiny, env={**os.environ, "TF_CONFIG": json.dumps(config)},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outputs = [process.communicate(timeout=300) for process in processes]
+    for process, (out, err) in zip(processes, outputs):
+        assert process.returncode == 0, err
+    assert "MultiWorkerMirroredStrategy over 2 replica(s)" in outputs[0][0]
+    assert outputs[1][0] == ""  # only the chief reports
+    assert os.listdir(tiny / "exports" / "tiny") == ["1"]  # one export, the chief's
+    first, second = (np.load(tiny / f"weights{i}.npz") for i in range(2))
+    for key in first.files:
+        np.testing.assert_array_equal(first[key], second[key])
+
+
+def test_killed_run_resumes_where_it_stopped(tiny):
+    command = [sys.executable, str(ROOT / "train.py"), "tiny.yaml", "--output", "exports",
+               "--set", "train.epochs=40", "--set", "train.batch_size=8"]
+    process = subprocess.Popen(command, cwd=tiny, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    state = tiny / "exports" / "tiny" / "checkpoint" / "state.json"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None:
+        if state.exists() and len(json.loads(state.read_text())["history"]) >= 2:
+            break
+        time.sleep(0.2)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    done = len(json.loads(state.read_text())["history"])
+    assert 2 <= done < 40
+
+    changed = run("train.py", "tiny.yaml", "--output", "exports", "--set", "train.epochs=41",
+                  "--set", "train.batch_size=8", cwd=tiny)
+    assert changed.returncode == 2
+    assert "holds an unfinished run of a different version of this spec" in changed.stderr
+
+    resumed = run("train.py", "tiny.yaml", "--output", "exports", "--set", "train.epochs=40",
+                  "--set", "train.batch_size=8", cwd=tiny)
+    assert resumed.returncode == 0, resumed.stderr
+    resumed_after = int(resumed.stdout.split("resuming tiny after epoch ")[1].split()[0])
+    assert resumed_after >= done
+    assert f"epoch {resumed_after + 1}/40" in resumed.stdout
+    assert f"epoch {resumed_after}/40" not in resumed.stdout
+    history = json.loads((tiny / "exports" / "tiny" / "1" / "history.json").read_text())
+    assert len(history) == 40
+
+
+def test_dataset_problems_are_clear(tiny, tfds_data_dir):
+    missing = run("train.py", "tiny.yaml", "--set", "data.dataset=mnist", cwd=tiny)
+    assert missing.returncode == 2
+    assert missing.stderr == (
+        f"error: --set data.dataset:1:1: data.dataset: dataset 'mnist' is not in {tfds_data_dir} "
+        "(set TFDS_DATA_DIR if it is elsewhere); run again with --download to fetch it (needs "
+        "network), or try the spec offline with --set data.dataset=mnist_subset (5,000 embedded "
+        "MNIST digits) or digits\n")
+    unknown = run("train.py", "tiny.yaml", "--set", "data.dataset=mnsit", cwd=tiny)
+    assert unknown.returncode == 2
+    assert unknown.stderr == (
+        "error: --set data.dataset:1:1: data.dataset: unknown dataset 'mnsit' (did you mean "
+        "'mnist' or 'kmnist' or 'emnist'?); use a TFDS name (e.g. mnist, cifar10), an embedded one "
+        "(mnist_subset, digits) or a folder of images with one sub-folder per class\n")
+    split = run("train.py", "tiny.yaml", "--set", "data.train_split=training", cwd=tiny)
+    assert split.returncode == 2
+    assert "dataset 'digits' has no split 'training' (did you mean 'train'?); its splits: " \
+           "train, test" in split.stderr
+
+
+def test_any_spec_runs_on_any_dataset_resizing_and_converting_channels(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for label, colour in (("red", 0), ("blue", 2)):
+        (tmp_path / "photos" / label).mkdir(parents=True)
+        for index in range(20):
+            pixels = rng.integers(0, 60, (12, 10, 3)).astype(np.uint8)
+            pixels[..., colour] = 200
+            Image.fromarray(pixels).save(tmp_path / "photos" / label / f"{index}.png")
+    result = run("train.py", ROOT / "specs" / "lenet.yaml", "--output", "exports",
+                 "--set", "data.dataset=photos", "--set", "train.epochs=2",
+                 "--set", "data.train_split=all", "--set", "data.eval_split=test", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "model.vars.classes = 2 (dataset photos has 2 classes; the spec said 10)" in result.stdout
+    metadata = json.loads((tmp_path / "exports" / "lenet" / "1" / "metadata.json").read_text())
+    assert metadata["input"]["shape"] == [None, None, None, 3]
+    assert metadata["class_names"] == ["blue", "red"]
