@@ -116,7 +116,8 @@ examples:
 def _evaluate_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="evaluate.py", description=EVALUATE_USAGE,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("export", help="an export version directory, e.g. exports/lenet/1")
+    parser.add_argument("export", help="an export version directory, e.g. exports/lenet/1, or "
+                                       "a spec's export folder (exports/lenet) for its newest")
     parser.add_argument("--dataset", help="dataset to evaluate on (default: the training one)")
     parser.add_argument("--split", help="split to evaluate on (default: the spec's eval split)")
     parser.add_argument("--json", metavar="PATH", help="also write the metrics as JSON here")
@@ -135,9 +136,12 @@ def evaluate_main(argv=None) -> int:
 def _evaluate(args) -> int:
     import json
 
-    from zoo.evaluation import evaluate_export, report
+    from zoo.evaluation import evaluate_export, newest_version, report
 
-    metrics = evaluate_export(args.export, args.dataset, args.split, args.download)
+    directory = newest_version(args.export)
+    if directory != args.export:
+        print(f"evaluating the newest version, {directory}")
+    metrics = evaluate_export(directory, args.dataset, args.split, args.download)
     print(report(metrics))
     if args.json:
         with open(args.json, "w") as handle:

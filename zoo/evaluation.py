@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from zoo.data import load_split
+from zoo.export import existing_versions
 from zoo.source import SpecError
 
 BATCH_SIZE = 256
@@ -28,10 +29,9 @@ def load_export(directory: str):
     if not os.path.isdir(directory):
         raise _bad_export(directory, "no such export directory")
     if not os.path.exists(os.path.join(directory, "saved_model.pb")):
-        versions = sorted(int(e) for e in os.listdir(directory) if e.isdigit())
-        hint = f"; its newest version is {os.path.join(directory, str(versions[-1]))}" \
-            if versions else ""
-        raise _bad_export(directory, f"not a SavedModel (no saved_model.pb){hint}")
+        raise _bad_export(directory, "not a SavedModel (no saved_model.pb); give an export "
+                                     "version such as exports/lenet/1, or the spec's folder "
+                                     "(exports/lenet) for its newest version")
     try:
         with open(os.path.join(directory, "metadata.json")) as handle:
             metadata = json.load(handle)
@@ -47,6 +47,15 @@ def load_export(directory: str):
     if "serving_default" not in signatures:
         raise _bad_export(directory, "the SavedModel has no serving_default signature")
     return loaded, metadata
+
+
+def newest_version(directory: str) -> str:
+    """A spec's export folder stands for its newest version (what TensorFlow Serving serves)."""
+    if os.path.isdir(directory) and not os.path.exists(os.path.join(directory, "saved_model.pb")):
+        versions = existing_versions(directory)
+        if versions:
+            return os.path.join(directory, str(versions[-1]))
+    return directory
 
 
 def evaluate_export(directory: str, dataset: str | None = None, split: str | None = None,

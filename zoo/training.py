@@ -29,13 +29,19 @@ CACHE_LIMIT_BYTES = 2 << 30  # raw splits smaller than this are cached in memory
 
 
 def choose_strategy(name: str | None = None) -> tf.distribute.Strategy:
-    """`name` (from --strategy) or, by default, what the hardware and TF_CONFIG call for."""
+    """`name` (from --strategy) or, by default, what the hardware and cluster call for.
+
+    Several workers come from TF_CONFIG, or from Slurm (`srun` with several tasks).
+    """
     workers = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {}).get("worker", [])
+    slurm = not workers and int(os.environ.get("SLURM_NTASKS", "1")) > 1
     if name is None:  # physical devices: listing logical ones would start the runtime too early
         gpus = tf.config.list_physical_devices("GPU")
-        name = "multi_worker" if len(workers) > 1 else "mirrored" if len(gpus) > 1 else "default"
+        name = "multi_worker" if len(workers) > 1 or slurm else \
+            "mirrored" if len(gpus) > 1 else "default"
     if name == "multi_worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        resolver = tf.distribute.cluster_resolver.SlurmClusterResolver() if slurm else None
+        return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
     if name == "mirrored":
         devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
         return tf.distribute.MirroredStrategy([device.name for device in devices])
@@ -197,16 +203,20 @@ class Trainer:
                     tf.cast(targets, tf.int32), tf.cast(predictions, tf.float32), 5), tf.float32))
             return stats
 
+        @tf.autograph.experimental.do_not_convert  # plain Python decisions, made when tracing
+        def regularization():
+            """L2 weight decay as in the papers (gradient += decay * w), plus layers' own losses;
+            each replica adds its share so the sum over replicas counts them once."""
+            terms = [tf.add_n([tf.reduce_sum(tf.square(w)) for w in decayed]) * (
+                plan.weight_decay / 2)] if plan.weight_decay and decayed else []
+            terms += list(model.losses)
+            return tf.add_n(terms) / replicas if terms else 0.0
+
         def train_step(inputs, targets):
             with tf.GradientTape() as tape:
                 predictions = model(inputs, training=True)
                 losses = loss_fn(targets, predictions)
-                loss = tf.reduce_sum(losses) / plan.batch_size
-                if plan.weight_decay:  # L2 as in the papers: gradient += decay * w
-                    loss += plan.weight_decay / 2 * tf.add_n(
-                        [tf.reduce_sum(tf.square(w)) for w in decayed]) / replicas
-                if model.losses:
-                    loss += tf.add_n(model.losses) / replicas
+                loss = tf.reduce_sum(losses) / plan.batch_size + regularization()
             gradients = tape.gradient(loss, model.trainable_weights)
             optimizer.apply_gradients(zip(gradients, model.trainable_weights))
             return statistics(targets, predictions, losses)
