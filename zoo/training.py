@@ -86,7 +86,9 @@ def make_optimizer(train, steps_per_epoch: int) -> keras.optimizers.Optimizer:
         schedule_name, schedule_kwargs = _split(schedule)
         base_rate = kwargs.get("learning_rate", 0.001)
         if _normalize(schedule_name) == "step":
-            boundaries = [epoch * steps_per_epoch for epoch in schedule_kwargs.get("epochs", [])]
+            # Keras keeps a value up to and including its boundary step; the first step of
+            # epoch e is step e * steps_per_epoch, which must already use the new rate.
+            boundaries = [epoch * steps_per_epoch - 1 for epoch in schedule_kwargs.get("epochs", [])]
             factor = schedule_kwargs.get("factor", 0.1)
             kwargs["learning_rate"] = keras.optimizers.schedules.PiecewiseConstantDecay(
                 boundaries, [base_rate * factor**i for i in range(len(boundaries) + 1)])
