@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 
 import tensorflow as tf
@@ -13,6 +14,8 @@ from zoo.export import check_writable, export
 from zoo.source import SpecError, plain
 from zoo.spec import Spec, load_spec
 from zoo.training import choose_strategy, is_chief, train
+
+CACHE_LIMIT_BYTES = 2 << 30  # raw uint8 splits smaller than this stay in memory
 
 
 def split_logical_cpus(count: int) -> None:
@@ -36,7 +39,15 @@ def load_data(spec: Spec, download: bool):
     eval_raw, _ = load_split(name, eval_split, download=download, where=where)
     sizes = [_split_size(info, split, raw) for split, raw in ((train_split, train_raw),
                                                               (eval_split, eval_raw))]
-    return train_raw.cache(), eval_raw.cache(), info, *sizes
+    train_raw, eval_raw = (cache_if_small(raw, info, size)
+                           for raw, size in zip((train_raw, eval_raw), sizes))
+    return train_raw, eval_raw, info, *sizes
+
+
+def cache_if_small(raw, info: DataInfo, size: int):
+    """Keep a raw split in memory after its first pass when it fits (every epoch reuses it)."""
+    pixels = math.prod(info.image_shape) if None not in info.image_shape else None
+    return raw.cache() if pixels and pixels * size < CACHE_LIMIT_BYTES else raw
 
 
 def _split_size(info: DataInfo, split: str, raw) -> int:

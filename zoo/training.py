@@ -22,7 +22,6 @@ from zoo.source import SpecError
 from zoo.spec import Spec
 
 SHUFFLE_BUFFER = 10_000
-CACHE_LIMIT_BYTES = 2 << 30  # raw splits smaller than this are cached in memory
 
 
 # --- strategy --------------------------------------------------------------------------------
@@ -147,14 +146,10 @@ class Plan:
 # --- data as the loop sees it ----------------------------------------------------------------
 
 
-def batches(dataset, info: DataInfo, spec: Spec, input_shape, plan: Plan, *, training: bool,
-            epoch: int = 0, split_size: int = 0):
+def batches(dataset, spec: Spec, input_shape, plan: Plan, *, training: bool, epoch: int = 0):
     """Raw (uint8 image, label) pairs -> batches of (model input, target)."""
     options = dict(spec.data.get("preprocess") or {})
     augment_options = dict(spec.data.get("augment") or {}) if training else {}
-    raw_bytes = split_size * (_known_size(info.image_shape) or CACHE_LIMIT_BYTES)
-    if raw_bytes < CACHE_LIMIT_BYTES:
-        dataset = dataset.cache()
     if training:
         buffer = spec.data.get("shuffle_buffer") or SHUFFLE_BUFFER
         dataset = dataset.shuffle(buffer, seed=plan.seed + epoch, reshuffle_each_iteration=False)
@@ -172,15 +167,6 @@ def batches(dataset, info: DataInfo, spec: Spec, input_shape, plan: Plan, *, tra
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
-
-
-def _known_size(shape) -> int | None:
-    size = 1
-    for dimension in shape:
-        if dimension is None:
-            return None
-        size *= dimension
-    return size
 
 
 # --- the loop --------------------------------------------------------------------------------
@@ -264,7 +250,7 @@ def train(spec: Spec, model_factory, data, strategy, state: RunState, log=print)
     `data` is (train_raw, eval_raw, info, train_size, eval_size); `model_factory` builds
     the model (inside the strategy's scope).
     """
-    train_raw, eval_raw, info, train_size, eval_size = data
+    train_raw, eval_raw, info, train_size, _ = data
     plan = Plan.from_spec(spec, info, train_size)
     keras.utils.set_random_seed(plan.seed)  # before building: initial weights follow the seed
     with strategy.scope():
@@ -277,12 +263,10 @@ def train(spec: Spec, model_factory, data, strategy, state: RunState, log=print)
     if start:
         log(f"resuming {spec.name} after epoch {start} of {plan.epochs} "
             f"(checkpoint in {state.directory})")
-    eval_batches = batches(eval_raw, info, spec, input_shape, plan, training=False,
-                           split_size=eval_size)
+    eval_batches = batches(eval_raw, spec, input_shape, plan, training=False)
     for epoch in range(start, plan.epochs):
         began = time.monotonic()
-        train_batches = batches(train_raw, info, spec, input_shape, plan, training=True,
-                                epoch=epoch, split_size=train_size)
+        train_batches = batches(train_raw, spec, input_shape, plan, training=True, epoch=epoch)
         metrics = trainer.run_epoch(train_batches, trainer.train_step)
         metrics.update({f"val_{key}": value for key, value in
                         trainer.run_epoch(eval_batches, trainer.eval_step).items()})
