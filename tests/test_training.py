@@ -231,3 +231,32 @@ def test_any_spec_runs_on_any_dataset_resizing_and_converting_channels(tmp_path)
     metadata = json.loads((tmp_path / "exports" / "lenet" / "1" / "metadata.json").read_text())
     assert metadata["input"]["shape"] == [None, None, None, 3]
     assert metadata["class_names"] == ["blue", "red"]
+
+
+def test_autoencoder_exports_reconstruction_and_code(tmp_path):
+    (tmp_path / "ae.yaml").write_text("""\
+model:
+  inputs: {image: [8, 8, 1]}
+  layers:
+    - flatten
+    - dense: {name: code, units: 16, activation: sigmoid}
+    - dense: {units: 64, activation: sigmoid}
+    - reshape: {name: reconstruction, target_shape: [8, 8, 1]}
+data: {dataset: digits, preprocess: {rescale: 0.00392156862745098}}
+train: {batch_size: 32, epochs: 2, optimizer: adam, loss: binary_crossentropy, target: input}
+export:
+  outputs: {reconstruction: reconstruction, code: code}
+""")
+    assert run("train.py", "ae.yaml", "--output", "exports", cwd=tmp_path).returncode == 0
+    version = tmp_path / "exports" / "ae" / "1"
+    import tensorflow as tf
+    serve = tf.saved_model.load(str(version)).signatures["serving_default"]
+    outputs = serve(image=tf.zeros([3, 8, 8, 1], tf.uint8))
+    assert {name: tuple(value.shape) for name, value in outputs.items()} == {
+        "reconstruction": (3, 8, 8, 1), "code": (3, 16)}
+    result = run("evaluate.py", version, "--json", "m.json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    trained = json.loads((version / "metrics.json").read_text())
+    assert metrics["binary_crossentropy"] == pytest.approx(trained["loss"], rel=1e-4)
+    assert 0 < metrics["mean_squared_error"] < 0.2
