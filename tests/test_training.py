@@ -166,7 +166,7 @@ def test_killed_run_resumes_where_it_stopped(tiny):
     command = [sys.executable, str(ROOT / "train.py"), "tiny.yaml", "--output", "exports",
                "--set", "train.epochs=40", "--set", "train.batch_size=8"]
     process = subprocess.Popen(command, cwd=tiny, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    state = tiny / "exports" / "tiny" / "checkpoint" / "state.json"
+    state = tiny / "exports" / "tiny" / "checkpoint" / "train" / "state.json"
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and process.poll() is None:
         if state.exists() and len(json.loads(state.read_text())["history"]) >= 2:
@@ -190,7 +190,7 @@ def test_killed_run_resumes_where_it_stopped(tiny):
     assert f"epoch {resumed_after + 1}/40" in resumed.stdout
     assert f"epoch {resumed_after}/40" not in resumed.stdout
     history = json.loads((tiny / "exports" / "tiny" / "1" / "history.json").read_text())
-    assert len(history) == 40
+    assert len(history["train"]) == 40
 
 
 def test_dataset_problems_are_clear(tiny, tfds_data_dir):

@@ -1,10 +1,11 @@
-"""The state of one training run on disk, so an interrupted run resumes where it stopped.
+"""The state of one training phase on disk, so an interrupted run resumes where it stopped.
 
-`OUTPUT/<spec name>/checkpoint/` holds a TensorFlow checkpoint after every
-epoch, the history and loop state (`state.json`, replaced atomically), and the
-fingerprint of the resolved spec the run was started with. Re-running the
-same command resumes; a changed spec refuses to resume rather than mixing two
-runs. The directory is removed once the run's export is complete.
+`OUTPUT/<spec name>/checkpoint/<phase>/` holds a TensorFlow checkpoint after
+every epoch, the history and loop state (`state.json`, replaced atomically)
+with the fingerprint of the resolved spec the run was started with, and, once
+the phase is done, the weights it ended with. Re-running the same command
+resumes; a changed spec refuses to resume rather than mixing two runs. The
+caller removes the checkpoints once the run's export is complete.
 
 Under MultiWorkerMirroredStrategy every worker must take part in saving; only
 the chief writes into the directory, the others into a scratch directory that
@@ -40,9 +41,8 @@ def write_json_atomically(path: str, value) -> None:
 class RunState:
     """Checkpoint, history and loop state of one run; `chief` decides who writes where."""
 
-    def __init__(self, run_directory: str, fingerprint: str, chief: bool = True,
-                 restart: bool = False):
-        self.directory = os.path.join(run_directory, "checkpoint")
+    def __init__(self, directory: str, fingerprint: str, chief: bool = True):
+        self.directory = directory
         self.chief = chief
         self.fingerprint = fingerprint
         self.history: list = []
@@ -50,8 +50,6 @@ class RunState:
         self._checkpoint = None
         self._manager = None
         self._scratch = None
-        if restart and chief and os.path.isdir(self.directory):
-            shutil.rmtree(self.directory)
         self._check_fingerprint()
 
     def _check_fingerprint(self) -> None:
@@ -104,8 +102,22 @@ class RunState:
             write_json_atomically(os.path.join(self.directory, "state.json"), {
                 "fingerprint": self.fingerprint, "history": self.history, "extra": self.extra})
 
-    def finish(self) -> None:
-        """The run is exported: its checkpoints are no longer needed."""
-        for directory in (self.directory if self.chief else None, self._scratch):
-            if directory and os.path.isdir(directory):
-                shutil.rmtree(directory, ignore_errors=True)
+    @property
+    def final_weights(self) -> str:
+        return os.path.join(self.directory, "final.weights.h5")
+
+    def complete(self, model) -> None:
+        """Record that this phase is done, with the weights it ended with."""
+        self.extra["complete"] = True
+        if self.chief:
+            partial = self.final_weights + ".partial.weights.h5"
+            model.save_weights(partial)
+            os.replace(partial, self.final_weights)
+            write_json_atomically(os.path.join(self.directory, "state.json"), {
+                "fingerprint": self.fingerprint, "history": self.history, "extra": self.extra})
+        if self._scratch:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+
+    @property
+    def is_complete(self) -> bool:
+        return bool(self.extra.get("complete")) and os.path.exists(self.final_weights)

@@ -1,19 +1,22 @@
-"""The main job, top to bottom: spec -> data -> strategy -> train -> export."""
+"""The main job, top to bottom: spec -> data -> strategy -> (pretrain) -> train -> export."""
 
 from __future__ import annotations
 
 import math
 import os
+import shutil
 
+import keras
 import tensorflow as tf
 
 from zoo.build import build_model
 from zoo.checkpoints import RunState, spec_fingerprint
 from zoo.data import DataInfo, load_split
 from zoo.export import check_writable, export
+from zoo.pretrain import phases, set_trainable
 from zoo.source import SpecError, plain
 from zoo.spec import Spec, load_spec
-from zoo.training import choose_strategy, is_chief, train
+from zoo.training import Splits, choose_strategy, is_chief, train
 
 CACHE_LIMIT_BYTES = 2 << 30  # raw uint8 splits smaller than this stay in memory
 
@@ -25,15 +28,14 @@ def split_logical_cpus(count: int) -> None:
         cpu, [tf.config.LogicalDeviceConfiguration()] * count)
 
 
-def load_data(spec: Spec, download: bool):
-    """(train raw, eval raw, info, train size, eval size) as the spec's data section names them."""
+def load_splits(spec: Spec, train_split: str, download: bool) -> Splits:
+    """The raw train split named, and the split that evaluates it, for the spec's dataset."""
     data = spec.data
     if not data.get("dataset"):
         raise SpecError(data.location, "data", "training needs a dataset: add `data: {dataset: "
                                                "NAME}` or pass --set data.dataset=mnist_subset")
     name = data["dataset"]
     where = data.where("dataset")
-    train_split = data.get("train_split") or "train"
     eval_split = data.get("validation_split") or data.get("eval_split") or "test"
     train_raw, info = load_split(name, train_split, download=download, where=where)
     eval_raw, _ = load_split(name, eval_split, download=download, where=where)
@@ -41,7 +43,7 @@ def load_data(spec: Spec, download: bool):
                                                               (eval_split, eval_raw))]
     train_raw, eval_raw = (cache_if_small(raw, info, size)
                            for raw, size in zip((train_raw, eval_raw), sizes))
-    return train_raw, eval_raw, info, *sizes
+    return Splits(train_raw, eval_raw, info, *sizes, options=dict(data))
 
 
 def cache_if_small(raw, info: DataInfo, size: int):
@@ -82,7 +84,7 @@ STRATEGY_NAMES = {"CollectiveAllReduceStrategy": "MultiWorkerMirroredStrategy",
 
 
 def run_training(args, log=print):
-    """Train the spec as `train.py` was asked to.
+    """Train the spec as `train.py` was asked to: every phase it declares, then export.
 
     Returns (the trained model, the export directory; None on workers other than the chief).
     """
@@ -94,30 +96,46 @@ def run_training(args, log=print):
     if chief:
         check_writable(args.output, spec.name)
     log = log if chief else (lambda *_: None)
-    data = load_data(spec, args.download)
-    info = data[2]
+    train_split = spec.data.get("train_split") or "train"
+    labeled = load_splits(spec, train_split, args.download)
+    info = labeled.info
     bind_classes(spec, info, log)
-    log(f"training {spec.name} on {info.name} ({data[3]:,} train / {data[4]:,} eval images) "
-        f"with {STRATEGY_NAMES.get(type(strategy).__name__, type(strategy).__name__)} over "
+    log(f"training {spec.name} on {info.name} ({labeled.train_size:,} train / "
+        f"{labeled.eval_size:,} eval images) with "
+        f"{STRATEGY_NAMES.get(type(strategy).__name__, type(strategy).__name__)} over "
         f"{strategy.num_replicas_in_sync} replica(s)")
-    state = RunState(os.path.join(args.output, spec.name), spec_fingerprint(
-        plain(spec.document)), chief=chief, restart=args.restart)
-
-    def model_factory():
+    unlabeled = labeled
+    if spec.pretrain and spec.pretrain.get("unlabeled", train_split) != train_split:
+        unlabeled = load_splits(spec, spec.pretrain["unlabeled"], args.download)
+    checkpoints = os.path.join(args.output, spec.name, "checkpoint")
+    if args.restart and chief:
+        shutil.rmtree(checkpoints, ignore_errors=True)
+    fingerprint = spec_fingerprint(plain(spec.document))
+    keras.utils.set_random_seed(spec.train.get("seed") or 0)  # initial weights follow the seed
+    with strategy.scope():
         model = build_model(spec)
         check_model_fits_data(spec, model, info)
-        return model
-
-    model, history = train(spec, model_factory, data, strategy, state, log)
-    if not history:
-        raise SpecError(None, "", "nothing was trained")
-    final = {key[4:]: value for key, value in history[-1].items() if key.startswith("val_")}
+        steps = phases(spec, model, labeled, unlabeled)
+    histories = {}
+    for phase in steps:
+        state = RunState(os.path.join(checkpoints, phase.name), fingerprint, chief)
+        if state.is_complete:
+            model.load_weights(state.final_weights)
+            histories[phase.name] = state.history
+            continue
+        set_trainable(model, phase.trainable)
+        histories[phase.name] = train(phase.section, phase.model, phase.splits, strategy, state,
+                                      log, title=phase.title)
+        set_trainable(model, {layer.name for layer in model.layers})
+        state.complete(model)
+    final = {key[4:]: value for key, value in histories[steps[-1].name][-1].items()
+             if key.startswith("val_")}
     directory = None
     if chief:
-        dataset = {"name": info.name, "train_split": spec.data.get("train_split") or "train",
+        dataset = {"name": info.name, "train_split": train_split,
                    "eval_split": spec.data.get("eval_split") or "test"}
-        directory = export(spec, model, info, args.output, history=history, metrics=final,
+        directory = export(spec, model, info, args.output, history=histories, metrics=final,
                            dataset=dataset)
         log(f"exported {directory}")
-    state.finish()
+        shutil.rmtree(checkpoints, ignore_errors=True)
     return model, directory

@@ -28,6 +28,7 @@ class Spec:
     data: Mapping = field(default_factory=Mapping)
     train: Mapping = field(default_factory=Mapping)
     export: Mapping = field(default_factory=Mapping)
+    pretrain: Mapping = field(default_factory=Mapping)
     expect: Mapping = field(default_factory=Mapping)
     description: str = ""
     document: Mapping = field(default_factory=Mapping)  # the whole merged spec, for the export
@@ -102,7 +103,8 @@ def split_call(value, container, key, what: str):
 
 # --- sections ---------------------------------------------------------------------------------
 
-TOP_LEVEL_KEYS = ("extends", "description", "model", "data", "train", "export", "expect")
+TOP_LEVEL_KEYS = ("extends", "description", "model", "data", "pretrain", "train", "export",
+                  "expect")
 MODEL_KEYS = ("inputs", "layers", "outputs", "blocks", "vars", "defaults")
 DATA_KEYS = ("dataset", "train_split", "eval_split", "validation_split", "preprocess",
              "augment", "shuffle_buffer")
@@ -115,6 +117,10 @@ TRAIN_KEYS = ("batch_size", "epochs", "steps_per_epoch", "optimizer", "schedule"
 METRICS = ("accuracy", "top5")
 TARGETS = ("label", "input")  # input: the model learns to reproduce its input (autoencoders)
 EXPORT_KEYS = ("outputs",)
+PRETRAIN_KEYS = ("layers", "epochs", "batch_size", "optimizer", "loss", "noise", "tied",
+                 "freeze_lower", "unlabeled", "decoder_activation", "seed", "head")
+NOISE_KEYS = ("masking", "gaussian")
+HEAD_KEYS = ("epochs", "batch_size", "optimizer", "schedule")
 EARLY_STOPPING_KEYS = ("monitor", "patience")
 EXPECT_KEYS = ("total_params", "trainable_params", "output_shape")
 # Learning-rate schedules expressed in epochs, which Keras lacks; Keras's own
@@ -161,6 +167,41 @@ def _check_data(data: Mapping):
             check_choice(options["flip"], options, "flip", FLIPS)
         if options.get("pad_crop") is not None:
             check_positive_int(options["pad_crop"], options, "pad_crop", limit=1000)
+
+
+def check_bool(value, container, key):
+    if not isinstance(value, bool):
+        raise container.error(key, f"expected true or false, received {describe(value)}")
+    return value
+
+
+def _check_pretrain(pretrain: Mapping):
+    if not pretrain:
+        return
+    check_keys(pretrain, PRETRAIN_KEYS, required=("layers",))
+    layers = check_string_list(pretrain["layers"], pretrain, "layers")
+    if not layers:
+        raise pretrain.error("layers", "expected at least one layer to pretrain")
+    for key in ("epochs", "batch_size"):
+        if pretrain.get(key) is not None:
+            check_positive_int(pretrain[key], pretrain, key)
+    for key in ("tied", "freeze_lower"):
+        if pretrain.get(key) is not None:
+            check_bool(pretrain[key], pretrain, key)
+    for key in ("unlabeled", "decoder_activation"):
+        if pretrain.get(key) is not None:
+            check_string(pretrain[key], pretrain, key)
+    if pretrain.get("noise") is not None:
+        noise = check_mapping(pretrain["noise"], pretrain, "noise",
+                              "a mapping such as {masking: 0.2} or {gaussian: 0.1}")
+        check_keys(noise, NOISE_KEYS)
+        for key, rate in noise.items():
+            check_non_negative_number(rate, noise, key)
+    if pretrain.get("head") is not None:
+        check_keys(check_mapping(pretrain["head"], pretrain, "head"), HEAD_KEYS)
+        _check_train(pretrain["head"])
+    _check_train(Mapping({k: pretrain[k] for k in ("optimizer", "loss") if k in pretrain},
+                         location=pretrain.location, path=pretrain.path))
 
 
 def _check_export(export: Mapping):
@@ -336,8 +377,8 @@ def load_spec(path, overrides=()) -> Spec:
     check_keys(document, TOP_LEVEL_KEYS, required=("model",))
     sections = {}
     for key, check in (("model", _check_model), ("data", _check_data),
-                       ("train", _check_train), ("export", _check_export),
-                       ("expect", _check_expect)):
+                       ("pretrain", _check_pretrain), ("train", _check_train),
+                       ("export", _check_export), ("expect", _check_expect)):
         section = document.get(key)
         if section is None:
             section = Mapping(location=document.location, path=key)

@@ -19,7 +19,6 @@ import tensorflow as tf
 from zoo.checkpoints import RunState
 from zoo.data import DataInfo, augment, preprocess
 from zoo.source import SpecError
-from zoo.spec import Spec
 
 SHUFFLE_BUFFER = 10_000
 
@@ -117,7 +116,7 @@ class Plan:
     epochs: int
     batch_size: int
     steps_per_epoch: int
-    target: str  # "label" or "input"
+    target: str  # "label", "input", or "codes" (the model returns its own targets)
     metrics: tuple
     weight_decay: float
     seed: int
@@ -125,13 +124,13 @@ class Plan:
     early_stopping: dict = field(default_factory=dict)
 
     @classmethod
-    def from_spec(cls, spec: Spec, info: DataInfo, train_size: int) -> "Plan":
-        train = spec.train
+    def from_section(cls, train, info: DataInfo, train_size: int) -> "Plan":
+        """The plan a `train` section (or a pretraining phase shaped like one) describes."""
         batch_size = train.get("batch_size") or 32
         target = train.get("target") or "label"
         metrics = tuple(train.get("metrics") or (("accuracy", "top5") if info.num_classes > 5
                                                   else ("accuracy",)))
-        if target == "input":
+        if target != "label":
             metrics = ()
         schedule_name, schedule = _split(train.get("schedule") or "none")
         return cls(
@@ -146,12 +145,24 @@ class Plan:
 # --- data as the loop sees it ----------------------------------------------------------------
 
 
-def batches(dataset, spec: Spec, input_shape, plan: Plan, *, training: bool, epoch: int = 0):
+@dataclass
+class Splits:
+    """The raw data of a run: (uint8 image, label) pairs, and what is known about them."""
+
+    train: tf.data.Dataset
+    eval: tf.data.Dataset
+    info: DataInfo
+    train_size: int
+    eval_size: int
+    options: dict  # the spec's data section: preprocess, augment, shuffle_buffer
+
+
+def batches(dataset, splits: Splits, input_shape, plan: Plan, *, training: bool, epoch: int = 0):
     """Raw (uint8 image, label) pairs -> batches of (model input, target)."""
-    options = dict(spec.data.get("preprocess") or {})
-    augment_options = dict(spec.data.get("augment") or {}) if training else {}
+    options = dict(splits.options.get("preprocess") or {})
+    augment_options = dict(splits.options.get("augment") or {}) if training else {}
     if training:
-        buffer = spec.data.get("shuffle_buffer") or SHUFFLE_BUFFER
+        buffer = splits.options.get("shuffle_buffer") or SHUFFLE_BUFFER
         dataset = dataset.shuffle(buffer, seed=plan.seed + epoch, reshuffle_each_iteration=False)
 
     def prepare(image, label):
@@ -200,9 +211,15 @@ class Trainer:
             terms += list(model.losses)
             return tf.add_n(terms) / replicas if terms else 0.0
 
+        def outputs(inputs, targets, training):
+            predictions = model(inputs, training=training)
+            if plan.target == "codes":  # a pretraining stage reconstructs its own input codes
+                predictions, targets = predictions
+            return predictions, targets
+
         def train_step(inputs, targets):
             with tf.GradientTape() as tape:
-                predictions = model(inputs, training=True)
+                predictions, targets = outputs(inputs, targets, training=True)
                 losses = loss_fn(targets, predictions)
                 loss = tf.reduce_sum(losses) / plan.batch_size + regularization()
             gradients = tape.gradient(loss, model.trainable_weights)
@@ -210,7 +227,7 @@ class Trainer:
             return statistics(targets, predictions, losses)
 
         def eval_step(inputs, targets):
-            predictions = model(inputs, training=False)
+            predictions, targets = outputs(inputs, targets, training=False)
             return statistics(targets, predictions, loss_fn(targets, predictions))
 
         def run(step):
@@ -244,29 +261,25 @@ def monitor_improved(name: str, value: float, best: float | None) -> bool:
     return value > best if "accuracy" in name or "top5" in name else value < best
 
 
-def train(spec: Spec, model_factory, data, strategy, state: RunState, log=print) -> dict:
-    """Train to the spec's plan, resuming from `state`; returns the history of epoch metrics.
-
-    `data` is (train_raw, eval_raw, info, train_size, eval_size); `model_factory` builds
-    the model (inside the strategy's scope).
-    """
-    train_raw, eval_raw, info, train_size, _ = data
-    plan = Plan.from_spec(spec, info, train_size)
-    keras.utils.set_random_seed(plan.seed)  # before building: initial weights follow the seed
+def train(section, model, splits: Splits, strategy, state: RunState, log=print,
+          title: str = "training") -> list:
+    """Train `model` as `section` (a spec's `train` or a phase like it) says, resuming from
+    `state`; returns the history of epoch metrics. Build the model in `strategy.scope()`."""
+    plan = Plan.from_section(section, splits.info, splits.train_size)
+    input_shape = tuple(model.inputs[0].shape[1:])
     with strategy.scope():
-        model = model_factory()
-        input_shape = tuple(model.inputs[0].shape[1:])
-        optimizer = make_optimizer(spec.train, plan.steps_per_epoch)
+        optimizer = make_optimizer(section, plan.steps_per_epoch)
         optimizer.build(model.trainable_weights)
-        trainer = Trainer(strategy, model, optimizer, make_loss(spec.train), plan)
+        trainer = Trainer(strategy, model, optimizer, make_loss(section), plan)
     start = state.restore(model, optimizer)
     if start:
-        log(f"resuming {spec.name} after epoch {start} of {plan.epochs} "
+        log(f"resuming {title} after epoch {start} of {plan.epochs} "
             f"(checkpoint in {state.directory})")
-    eval_batches = batches(eval_raw, spec, input_shape, plan, training=False)
+    eval_batches = batches(splits.eval, splits, input_shape, plan, training=False)
     for epoch in range(start, plan.epochs):
         began = time.monotonic()
-        train_batches = batches(train_raw, spec, input_shape, plan, training=True, epoch=epoch)
+        train_batches = batches(splits.train, splits, input_shape, plan, training=True,
+                                epoch=epoch)
         metrics = trainer.run_epoch(train_batches, trainer.train_step)
         metrics.update({f"val_{key}": value for key, value in
                         trainer.run_epoch(eval_batches, trainer.eval_step).items()})
@@ -276,13 +289,13 @@ def train(spec: Spec, model_factory, data, strategy, state: RunState, log=print)
         if any(value != value for value in metrics.values()):  # NaN
             raise FloatingPointError(f"the loss became NaN in epoch {epoch + 1}; the checkpoint "
                                      f"after epoch {epoch} is kept in {state.directory}")
-        log(f"epoch {epoch + 1}/{plan.epochs}  " + "  ".join(
+        log(f"{title}: epoch {epoch + 1}/{plan.epochs}  " + "  ".join(
             f"{key} {value:.4g}" for key, value in metrics.items()))
         stop = _after_epoch(plan, state, optimizer, metrics, log)
         state.save(model, optimizer, epoch + 1)
         if stop:
             break
-    return model, state.history
+    return state.history
 
 
 def _current_rate(optimizer) -> float:

@@ -1,0 +1,143 @@
+"""Greedy layer-wise pretraining, declared in a spec's `pretrain` section.
+
+The recipe as taught (Bengio et al. 2007; Vincent et al. 2010):
+
+1. Train the first listed layer as an autoencoder: corrupt its input (masking
+   or Gaussian noise), encode with the layer, decode with a temporary decoder
+   (tied: the transposed kernel; untied: its own), reconstruct the clean input.
+2. Train each further listed layer the same way on the codes of the layers
+   below it, which stay as trained (`freeze_lower`).
+3. Train the rest of the network (the classifier head) with the pretrained
+   layers frozen (`pretrain.head`), then everything together: the spec's
+   `train` section is the fine-tuning.
+
+Each stage is a Keras model sharing the real model's layers, trained by the
+same distributed loop as any model; the phases run in order and each resumes
+on its own after an interruption.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+from keras import ops
+
+from zoo.source import SpecError
+from zoo.training import Splits
+
+
+class MaskingNoise(keras.layers.Layer):
+    """Sets a random fraction of the inputs to zero while training, without rescaling the
+    rest (Vincent et al. 2010); Keras's Dropout rescales, which is not the same corruption."""
+
+    def __init__(self, rate, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.rate = rate
+        self.generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs, training=False):
+        if not training:
+            return inputs
+        keep = keras.random.uniform(ops.shape(inputs), seed=self.generator) >= self.rate
+        return inputs * ops.cast(keep, inputs.dtype)
+
+
+class TiedDecoder(keras.layers.Layer):
+    """Decodes with the transposed kernel of the encoder layer it mirrors, plus its own bias."""
+
+    def __init__(self, encoder, input_shape_of_encoder, activation, **kwargs):
+        super().__init__(**kwargs)
+        self.encoder = encoder
+        self.target_shape = tuple(input_shape_of_encoder)
+        self.activation = keras.activations.get(activation)
+
+    def build(self, input_shape):
+        channels = self.target_shape[-1]
+        self.bias = self.add_weight(shape=(channels,), initializer="zeros", name="bias")
+
+    def call(self, codes):
+        kernel = self.encoder.kernel
+        if isinstance(self.encoder, keras.layers.Dense):
+            decoded = ops.matmul(codes, ops.transpose(kernel))
+        else:
+            decoded = ops.conv_transpose(codes, kernel, strides=self.encoder.strides,
+                                         padding=self.encoder.padding)
+        return self.activation(decoded + self.bias)
+
+
+def _untied_decoder(encoder, encoder_input_shape, activation, name):
+    if isinstance(encoder, keras.layers.Dense):
+        return keras.layers.Dense(encoder_input_shape[-1], activation=activation, name=name)
+    return keras.layers.Conv2DTranspose(encoder_input_shape[-1], encoder.kernel_size,
+                                        strides=encoder.strides, padding=encoder.padding,
+                                        activation=activation, name=name)
+
+
+@dataclass
+class Phase:
+    name: str  # directory name of its checkpoints, e.g. "pretrain-2-hidden2"
+    title: str  # how progress lines name it
+    section: dict  # a train-like section: epochs, batch_size, optimizer, loss, target, ...
+    model: keras.Model  # what this phase trains (a stage model shares the real model's layers)
+    trainable: set  # names of the real model's layers that learn in this phase
+    splits: Splits
+
+
+def stage_model(model: keras.Model, layer_name: str, options: dict) -> keras.Model:
+    """The autoencoder that pretrains one layer: outputs (reconstruction, clean codes)."""
+    layer = model.get_layer(layer_name)
+    if not isinstance(layer, (keras.layers.Dense, keras.layers.Conv2D)):
+        raise SpecError(None, "pretrain.layers", f"'{layer_name}' is a "
+                        f"{type(layer).__name__}; greedy pretraining takes Dense or Conv2D layers")
+    clean = layer.input
+    noise = options.get("noise") or {}
+    corrupted = clean
+    if "masking" in noise:
+        corrupted = MaskingNoise(noise["masking"], seed=options.get("seed"),
+                                 name=f"{layer_name}_pretrain_noise")(clean)
+    elif "gaussian" in noise:
+        corrupted = keras.layers.GaussianNoise(noise["gaussian"], seed=options.get("seed"),
+                                               name=f"{layer_name}_pretrain_noise")(clean)
+    activation = options.get("decoder_activation") or (
+        "sigmoid" if "crossentropy" in str(options.get("loss", "binary_crossentropy")) else None)
+    decoder_name = f"{layer_name}_pretrain_decoder"
+    decoder = (TiedDecoder(layer, clean.shape[1:], activation, name=decoder_name)
+               if options.get("tied", True)
+               else _untied_decoder(layer, clean.shape[1:], activation, decoder_name))
+    return keras.Model(model.inputs, [decoder(layer(corrupted)), clean],
+                       name=f"pretrain_{layer_name}")
+
+
+def phases(spec, model: keras.Model, labeled: Splits, unlabeled: Splits) -> list[Phase]:
+    """The phases a spec declares, in order: greedy stages, the head, fine-tuning."""
+    everything = {layer.name for layer in model.layers}
+    options = dict(spec.pretrain or {})
+    if not options:
+        return [Phase("train", spec.name, dict(spec.train), model, everything, labeled)]
+    names = list(options["layers"])
+    for index, name in enumerate(names):
+        if name not in everything:
+            raise spec.pretrain["layers"].error(index, f"no layer named '{name}' in the model")
+    stage_section = {key: options[key] for key in ("epochs", "batch_size", "optimizer", "seed",
+                                                   "loss") if options.get(key) is not None}
+    stage_section.setdefault("loss", "binary_crossentropy")
+    stage_section["target"] = "codes"
+    result, below = [], set()
+    for index, name in enumerate(names, start=1):
+        stage = stage_model(model, name, options)
+        lower = {layer.name for layer in stage.layers} & everything - {name}
+        trainable = {name} if options.get("freeze_lower", True) else {name} | lower
+        result.append(Phase(f"pretrain-{index}-{name}", f"pretrain {name}",
+                            stage_section, stage, trainable, unlabeled))
+        below |= lower | {name}
+    head = {**dict(spec.train), **dict(options.get("head") or {})}
+    result.append(Phase("head", "classifier (encoder frozen)", head, model,
+                        everything - below - set(names), labeled))
+    result.append(Phase("finetune", "fine-tuning", dict(spec.train), model, everything, labeled))
+    return result
+
+
+def set_trainable(model: keras.Model, names: set) -> None:
+    for layer in model.layers:
+        layer.trainable = layer.name in names
