@@ -18,6 +18,7 @@ on its own after an interruption.
 
 from __future__ import annotations
 
+import fnmatch
 from dataclasses import dataclass
 
 import keras
@@ -115,10 +116,13 @@ def phases(spec, model: keras.Model, labeled: Splits, unlabeled: Splits) -> list
     options = dict(spec.pretrain or {})
     if not options:
         return [Phase("train", spec.name, dict(spec.train), model, everything, labeled)]
-    names = list(options["layers"])
-    for index, name in enumerate(names):
-        if name not in everything:
-            raise spec.pretrain["layers"].error(index, f"no layer named '{name}' in the model")
+    names = []
+    for index, pattern in enumerate(options["layers"]):  # names or patterns such as hidden*
+        matches = [layer.name for layer in model.layers if fnmatch.fnmatchcase(layer.name, pattern)]
+        if not matches:
+            raise spec.pretrain["layers"].error(index, f"no layer of the model matches "
+                                                       f"'{pattern}'")
+        names += [name for name in matches if name not in names]
     stage_section = {key: options[key] for key in ("epochs", "batch_size", "optimizer", "seed",
                                                    "loss") if options.get(key) is not None}
     stage_section.setdefault("loss", "binary_crossentropy")

@@ -83,6 +83,25 @@ STRATEGY_NAMES = {"CollectiveAllReduceStrategy": "MultiWorkerMirroredStrategy",
                   "_DefaultDistributionStrategy": "the default strategy"}
 
 
+def run_phases(steps, model, strategy, checkpoints: str, fingerprint: str, chief: bool,
+               log) -> dict:
+    """Run each phase in order; a finished phase is skipped and its final weights loaded, so
+    the next phase starts from exactly what it ended with. Returns the histories by phase."""
+    histories = {}
+    for phase in steps:
+        state = RunState(os.path.join(checkpoints, phase.name), fingerprint, chief)
+        if state.is_complete:
+            model.load_weights(state.final_weights)
+            histories[phase.name] = state.history
+            continue
+        set_trainable(model, phase.trainable)
+        histories[phase.name] = train(phase.section, phase.model, phase.splits, strategy, state,
+                                      log, title=phase.title)
+        set_trainable(model, {layer.name for layer in model.layers})
+        state.complete(model)
+    return histories
+
+
 def run_training(args, log=print):
     """Train the spec as `train.py` was asked to: every phase it declares, then export.
 
@@ -116,18 +135,7 @@ def run_training(args, log=print):
         model = build_model(spec)
         check_model_fits_data(spec, model, info)
         steps = phases(spec, model, labeled, unlabeled)
-    histories = {}
-    for phase in steps:
-        state = RunState(os.path.join(checkpoints, phase.name), fingerprint, chief)
-        if state.is_complete:
-            model.load_weights(state.final_weights)
-            histories[phase.name] = state.history
-            continue
-        set_trainable(model, phase.trainable)
-        histories[phase.name] = train(phase.section, phase.model, phase.splits, strategy, state,
-                                      log, title=phase.title)
-        set_trainable(model, {layer.name for layer in model.layers})
-        state.complete(model)
+    histories = run_phases(steps, model, strategy, checkpoints, fingerprint, chief, log)
     final = {key[4:]: value for key, value in histories[steps[-1].name][-1].items()
              if key.startswith("val_")}
     directory = None

@@ -1,0 +1,131 @@
+"""Greedy layer-wise pretraining: each phase trains what it should, and resumes mid-phase."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import zoo
+from conftest import ROOT
+from zoo.checkpoints import RunState
+from zoo.pretrain import phases, set_trainable
+from zoo.run import load_splits, run_phases
+from zoo.training import train
+
+SDAE = """\
+model:
+  vars: {classes: 10}
+  inputs: {image: [8, 8, 1]}
+  layers:
+    - flatten: {name: flatten}
+    - dense: {name: hidden1, units: 32, activation: sigmoid}
+    - dense: {name: hidden2, units: 16, activation: sigmoid}
+    - dense: {name: predictions, units: "${classes}", activation: softmax}
+data: {dataset: digits, preprocess: {rescale: 0.00392156862745098}}
+pretrain:
+  layers: ["hidden*"]
+  epochs: 4
+  optimizer: {sgd: {learning_rate: 0.1, momentum: 0.9}}
+  noise: {masking: 0.2}
+  head: {epochs: 2}
+train: {batch_size: 32, epochs: 2, optimizer: {sgd: {learning_rate: 0.05}}, seed: 3}
+"""
+
+
+def weights_by_layer(model):
+    return {layer.name: [np.array(w) for w in layer.weights] for layer in model.layers
+            if layer.weights}
+
+
+def changed(before, after):
+    return {name for name in before
+            if any(not np.array_equal(a, b) for a, b in zip(before[name], after[name]))}
+
+
+def test_each_phase_trains_its_layers_and_only_those(write_spec, tmp_path):
+    spec = zoo.load_spec(write_spec(SDAE))
+    splits = load_splits(spec, "train", download=False)
+    model = zoo.build_model(spec)
+    steps = phases(spec, model, splits, splits)
+    assert [step.name for step in steps] == [
+        "pretrain-1-hidden1", "pretrain-2-hidden2", "head", "finetune"]
+    expected = [{"hidden1"}, {"hidden2"}, {"predictions"}, {"hidden1", "hidden2", "predictions"}]
+    strategy = tf.distribute.get_strategy()
+    everything = {layer.name for layer in model.layers}
+    for step, should_change in zip(steps, expected):
+        before = weights_by_layer(model)
+        set_trainable(model, step.trainable)
+        history = train(step.section, step.model, step.splits, strategy,
+                        RunState(str(tmp_path / step.name), "test"), log=lambda _: None,
+                        title=step.title)
+        set_trainable(model, everything)
+        assert changed(before, weights_by_layer(model)) == should_change, step.name
+        if step.name.startswith("pretrain"):  # the reconstruction error falls
+            losses = [epoch["loss"] for epoch in history]
+            assert losses[-1] < losses[0], losses
+    stage = steps[1].model  # the second stage encodes the first layer's codes with tied weights
+    decoder = stage.get_layer("hidden2_pretrain_decoder")
+    assert decoder.encoder is model.get_layer("hidden2")
+
+
+def test_the_next_phase_starts_from_the_pretrained_weights_after_a_restart(write_spec, tmp_path):
+    spec = zoo.load_spec(write_spec(SDAE))
+    splits = load_splits(spec, "train", download=False)
+    strategy = tf.distribute.get_strategy()
+    first = zoo.build_model(spec)
+    run_phases(phases(spec, first, splits, splits)[:1], first, strategy, str(tmp_path), "f",
+               True, log=lambda _: None)
+    pretrained = np.array(first.get_layer("hidden1").kernel)
+    tf.keras.utils.set_random_seed(99)  # a new process: a differently initialized model
+    second = zoo.build_model(spec)
+    assert not np.array_equal(np.array(second.get_layer("hidden1").kernel), pretrained)
+    messages = []
+    run_phases(phases(spec, second, splits, splits)[:1], second, strategy, str(tmp_path), "f",
+               True, log=messages.append)
+    assert messages == []  # nothing retrained
+    np.testing.assert_array_equal(np.array(second.get_layer("hidden1").kernel), pretrained)
+
+
+def test_tied_decoder_uses_the_transposed_encoder_kernel(write_spec):
+    spec = zoo.load_spec(write_spec(SDAE))
+    model = zoo.build_model(spec)
+    stage = phases(spec, model, None, None)[0].model
+    codes = np.random.default_rng(0).random((2, 32)).astype("float32")
+    decoder = stage.get_layer("hidden1_pretrain_decoder")
+    kernel = np.array(model.get_layer("hidden1").kernel)
+    expected = 1 / (1 + np.exp(-(codes @ kernel.T + np.array(decoder.bias))))
+    np.testing.assert_allclose(decoder(codes), expected, rtol=1e-5)
+    assert len(stage.trainable_weights) == 3  # encoder kernel and bias, decoder bias
+
+
+def test_pretraining_resumes_in_the_phase_and_epoch_where_it_stopped(tmp_path):
+    (tmp_path / "sdae.yaml").write_text(SDAE.replace("epochs: 4", "epochs: 30"))
+    command = [sys.executable, str(ROOT / "train.py"), "sdae.yaml", "--output", "exports"]
+    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    state = tmp_path / "exports" / "sdae" / "checkpoint" / "pretrain-2-hidden2" / "state.json"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None:
+        if state.exists() and len(json.loads(state.read_text())["history"]) >= 2:
+            break
+        time.sleep(0.2)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    done = len(json.loads(state.read_text())["history"])
+    assert 2 <= done < 30
+
+    resumed = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "pretrain hidden1: epoch" not in resumed.stdout  # the finished phase is not redone
+    assert f"resuming pretrain hidden2 after epoch " in resumed.stdout
+    after = int(resumed.stdout.split("resuming pretrain hidden2 after epoch ")[1].split()[0])
+    assert after >= done and f"pretrain hidden2: epoch {after + 1}/30" in resumed.stdout
+    history = json.loads((tmp_path / "exports" / "sdae" / "1" / "history.json").read_text())
+    assert [len(history[name]) for name in ("pretrain-1-hidden1", "pretrain-2-hidden2",
+                                            "head", "finetune")] == [30, 30, 2, 2]
