@@ -1,0 +1,243 @@
+"""When does greedy layer-wise pretraining beat random initialization? (issue 4's experiment)
+
+    python experiments/pretraining.py run --setting classical --threads 1 --out experiments/results/classical.jsonl &
+    python experiments/pretraining.py run --setting modern --threads 1 --out experiments/results/modern.jsonl
+    python experiments/pretraining.py table experiments/results/*.jsonl
+
+Data: the embedded `mnist_subset` (4,000 train / 1,000 test, fixed split). For a
+label budget N, the first N training images are labeled; 80% of them train
+and the other 20% are the validation set that picks the learning rate (so the
+selection spends only the budget's own labels; the test set is never used to
+choose anything). All 4,000 training images, labels ignored, pretrain.
+
+Per (setting, depth, seed) the hidden layers are pretrained once, as stacked
+denoising autoencoders through the zoo's own `pretrain` phases. Then for each
+budget and each learning rate of the grid, two arms get the same number of
+supervised epochs: pretrained (softmax on the frozen codes, then fine-tuning
+of everything) and random initialization (all layers trained from the start).
+Each arm keeps the learning rate with the best validation accuracy; its test
+accuracy is recorded. Settings:
+
+- classical: sigmoid units, SGD with momentum 0.9, tied-weight denoising
+  autoencoders with 20% masking noise and cross-entropy reconstruction.
+- modern: ReLU units, Adam, dropout 0.2 in the classifier; the autoencoders
+  use 20% masking noise, tied weights and squared error (ReLU codes are not
+  in [0, 1]).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import zoo  # noqa: E402
+from zoo.data import load_split  # noqa: E402
+from zoo.pretrain import phases  # noqa: E402
+from zoo.run import load_splits, run_phases  # noqa: E402
+
+SETTINGS = {
+    "classical": {"activation": "sigmoid", "dropout": 0.0, "loss": "binary_crossentropy",
+                  "pretrain_optimizer": {"sgd": {"learning_rate": 0.05, "momentum": 0.9}},
+                  "optimizer": "sgd", "extra": {"momentum": 0.9}, "rates": [0.03, 0.1]},
+    "modern": {"activation": "relu", "dropout": 0.2, "loss": "mean_squared_error",
+               "pretrain_optimizer": {"adam": {"learning_rate": 0.001}},
+               "optimizer": "adam", "extra": {}, "rates": [0.0003, 0.001]},
+}
+
+SPEC = """\
+model:
+  vars: {{classes: 10, widths: {widths}}}
+  inputs: {{image: [28, 28, 1]}}
+  blocks:
+    hidden:
+      params: {{units: null}}
+      layers:
+        - dense: {{name: dense, units: "${{units}}", activation: {activation}}}
+        - dropout: {{name: dropout, rate: {dropout}}}
+  layers:
+    - flatten: {{name: flatten}}
+    - repeat: {{block: hidden, name: hidden, each: {{units: "${{widths}}"}}}}
+    - dense: {{name: predictions, units: "${{classes}}", activation: softmax}}
+data:
+  dataset: mnist_subset
+  train_split: "train[:{fit}]"
+  validation_split: "train[{fit}:{budget}]"
+  preprocess: {{rescale: 0.00392156862745098}}
+pretrain:
+  layers: ["hidden*_dense"]
+  unlabeled: train
+  epochs: {pretrain_epochs}
+  batch_size: 32
+  optimizer: {pretrain_optimizer}
+  loss: {loss}
+  noise: {{masking: 0.2}}
+  tied: true
+  head: {{epochs: {head_epochs}, optimizer: {head_optimizer}}}
+train:
+  batch_size: {batch}
+  epochs: {epochs}
+  optimizer: {optimizer}
+  loss: sparse_categorical_crossentropy
+  metrics: [accuracy]
+  seed: {seed}
+"""
+
+
+def spec_for(setting, depth, seed, budget, rate, args, pretrain=True):
+    options = SETTINGS[setting]
+    optimizer = {options["optimizer"]: {"learning_rate": rate, **options["extra"]}}
+    fit = int(budget * 0.8)
+    text = SPEC.format(
+        widths=[args.width] * depth, activation=options["activation"],
+        dropout=options["dropout"], fit=fit, budget=budget, seed=seed,
+        pretrain_epochs=args.pretrain_epochs, pretrain_optimizer=options["pretrain_optimizer"],
+        loss=options["loss"], head_epochs=args.head_epochs, head_optimizer=optimizer,
+        batch=min(32, max(8, fit // 10)),
+        epochs=args.finetune_epochs if pretrain else args.head_epochs + args.finetune_epochs,
+        optimizer=optimizer)
+    if not pretrain:
+        text = text[:text.index("pretrain:")] + text[text.index("\ntrain:\n") + 1:]
+    handle = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False, dir=args.scratch)
+    handle.write(text)
+    handle.close()
+    return zoo.load_spec(handle.name)
+
+
+def test_accuracy(model) -> float:
+    raw, _ = load_split("mnist_subset", "test")
+    images, labels = zip(*raw.as_numpy_iterator())
+    probabilities = model.predict(np.stack(images).astype("float32") / 255.0, verbose=0,
+                                  batch_size=500)
+    return float((probabilities.argmax(axis=1) == np.array(labels)).mean())
+
+
+def quiet(_message):
+    pass
+
+
+def train_arm(spec, pretrained_weights, depth, args, strategy):
+    """Train one arm; returns (best validation accuracy of its last epoch, test accuracy)."""
+    tf.keras.utils.set_random_seed(spec.train["seed"])
+    model = zoo.build_model(spec)
+    labeled = load_splits(spec, spec.data["train_split"], download=False)
+    steps = phases(spec, model, labeled, labeled)
+    if pretrained_weights is not None:
+        for name, weights in pretrained_weights.items():
+            model.get_layer(name).set_weights(weights)
+        steps = steps[depth:]  # the head, then fine-tuning
+    with tempfile.TemporaryDirectory(dir=args.scratch) as checkpoints:
+        histories = run_phases(steps, model, strategy, checkpoints, "experiment", True, quiet)
+    return histories[steps[-1].name][-1]["val_accuracy"], test_accuracy(model)
+
+
+def pretrain_layers(setting, depth, seed, args, strategy):
+    spec = spec_for(setting, depth, seed, 100, SETTINGS[setting]["rates"][0], args)
+    tf.keras.utils.set_random_seed(seed)
+    model = zoo.build_model(spec)
+    labeled = load_splits(spec, spec.data["train_split"], download=False)
+    unlabeled = load_splits(spec, "train", download=False)
+    steps = phases(spec, model, labeled, unlabeled)[:depth]
+    with tempfile.TemporaryDirectory(dir=args.scratch) as checkpoints:
+        histories = run_phases(steps, model, strategy, checkpoints, "experiment", True, quiet)
+    reconstruction = [history[-1]["val_loss"] for history in histories.values()]
+    weights = {f"hidden{i}_dense": model.get_layer(f"hidden{i}_dense").get_weights()
+               for i in range(1, depth + 1)}
+    return weights, reconstruction
+
+
+def run(args):
+    if args.threads:  # two settings side by side on a 2-core machine: one core each
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    strategy = tf.distribute.get_strategy()
+    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
+    for seed in args.seeds:
+        for depth in args.depths:
+            began = time.monotonic()
+            weights, reconstruction = pretrain_layers(args.setting, depth, seed, args, strategy)
+            pretrain_seconds = time.monotonic() - began
+            for budget in args.budgets:
+                for arm in ("pretrained", "random"):
+                    trials = []
+                    for rate in SETTINGS[args.setting]["rates"]:
+                        spec = spec_for(args.setting, depth, seed, budget, rate, args,
+                                        pretrain=arm == "pretrained")
+                        val, test = train_arm(spec, weights if arm == "pretrained" else None,
+                                              depth, args, strategy)
+                        trials.append({"rate": rate, "val_accuracy": val, "test_accuracy": test})
+                    best = max(trials, key=lambda trial: trial["val_accuracy"])
+                    row = {"setting": args.setting, "depth": depth, "seed": seed,
+                           "budget": budget, "arm": arm, "test_accuracy": best["test_accuracy"],
+                           "chosen_rate": best["rate"], "trials": trials,
+                           "pretrain_epochs": args.pretrain_epochs,
+                           "supervised_epochs": args.head_epochs + args.finetune_epochs,
+                           "reconstruction": reconstruction,
+                           "pretrain_seconds": pretrain_seconds}
+                    with open(args.out, "a") as handle:
+                        handle.write(json.dumps(row) + "\n")
+                    print(f"{args.setting} depth {depth} seed {seed} budget {budget} {arm}: "
+                          f"test {best['test_accuracy']:.3f} (lr {best['rate']})", flush=True)
+
+
+def table(files) -> str:
+    rows = [json.loads(line) for path in files for line in open(path) if line.strip()]
+    cells = {}
+    for row in rows:
+        key = (row["setting"], row["depth"], row["budget"])
+        cells.setdefault(key, {}).setdefault(row["arm"], []).append(row["test_accuracy"] * 100)
+    lines = ["| setting | hidden layers | labels | pretrained + fine-tuned | random init | gain |",
+             "|---|---|---|---|---|---|"]
+    for (setting, depth, budget), arms in sorted(cells.items()):
+        pre, rnd = arms.get("pretrained", []), arms.get("random", [])
+        if not pre or not rnd:
+            continue
+
+        def cell(values):
+            spread = statistics.stdev(values) if len(values) > 1 else 0.0
+            return f"{statistics.mean(values):.1f} ± {spread:.1f} (n={len(values)})"
+
+        gain = statistics.mean(pre) - statistics.mean(rnd)
+        lines.append(f"| {setting} | {depth} | {budget} | {cell(pre)} | {cell(rnd)} | "
+                     f"{gain:+.1f} |")
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    runner = commands.add_parser("run", help="run one setting and append results (JSON lines)")
+    runner.add_argument("--setting", choices=SETTINGS, required=True)
+    runner.add_argument("--out", required=True)
+    runner.add_argument("--depths", type=int, nargs="+", default=[1, 3, 7])
+    runner.add_argument("--budgets", type=int, nargs="+", default=[100, 500, 4000])
+    runner.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    runner.add_argument("--width", type=int, default=500)
+    runner.add_argument("--pretrain-epochs", type=int, default=30)
+    runner.add_argument("--head-epochs", type=int, default=20)
+    runner.add_argument("--finetune-epochs", type=int, default=30)
+    runner.add_argument("--scratch", default=tempfile.gettempdir())
+    runner.add_argument("--threads", type=int, default=0, help="TensorFlow threads (0: all)")
+    summary = commands.add_parser("table", help="print the results as a Markdown table")
+    summary.add_argument("files", nargs="+")
+    args = parser.parse_args()
+    if args.command == "run":
+        run(args)
+    else:
+        print(table(args.files))
+
+
+if __name__ == "__main__":
+    main()
