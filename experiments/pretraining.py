@@ -1,7 +1,9 @@
 """When does greedy layer-wise pretraining beat random initialization? (issue 4's experiment)
 
-    python experiments/pretraining.py run --setting classical --threads 1 --out experiments/results/classical.jsonl &
-    python experiments/pretraining.py run --setting modern --threads 1 --out experiments/results/modern.jsonl
+    python experiments/pretraining.py run --setting classical --threads 1 \
+        --out experiments/results/classical.jsonl &
+    python experiments/pretraining.py run --setting modern --threads 1 \
+        --out experiments/results/modern.jsonl
     python experiments/pretraining.py table experiments/results/*.jsonl
 
 Data: the embedded `mnist_subset` (4,000 train / 1,000 test, fixed split). For a
@@ -99,13 +101,17 @@ def spec_for(setting, depth, seed, budget, rate, args, pretrain=True):
     options = SETTINGS[setting]
     optimizer = {options["optimizer"]: {"learning_rate": rate, **options["extra"]}}
     fit = int(budget * 0.8)
+    # Supervised epochs shrink for large budgets so every budget gets a similar number of
+    # steps (4,000 labels: 1/8 of the epochs); both arms always get the same number.
+    head_epochs, finetune_epochs = (max(2, round(epochs * min(1.0, 500 / budget)))
+                                    for epochs in (args.head_epochs, args.finetune_epochs))
     text = SPEC.format(
         widths=[args.width] * depth, activation=options["activation"],
         dropout=options["dropout"], fit=fit, budget=budget, seed=seed,
         pretrain_epochs=args.pretrain_epochs, pretrain_optimizer=options["pretrain_optimizer"],
-        loss=options["loss"], head_epochs=args.head_epochs, head_optimizer=optimizer,
+        loss=options["loss"], head_epochs=head_epochs, head_optimizer=optimizer,
         batch=min(32, max(8, fit // 10)),
-        epochs=args.finetune_epochs if pretrain else args.head_epochs + args.finetune_epochs,
+        epochs=finetune_epochs if pretrain else head_epochs + finetune_epochs,
         optimizer=optimizer)
     if not pretrain:
         text = text[:text.index("pretrain:")] + text[text.index("\ntrain:\n") + 1:]
@@ -182,7 +188,8 @@ def run(args):
                            "budget": budget, "arm": arm, "test_accuracy": best["test_accuracy"],
                            "chosen_rate": best["rate"], "trials": trials,
                            "pretrain_epochs": args.pretrain_epochs,
-                           "supervised_epochs": args.head_epochs + args.finetune_epochs,
+                           "supervised_epochs": spec.train["epochs"] + (
+                               spec.pretrain["head"]["epochs"] if spec.pretrain else 0),
                            "reconstruction": reconstruction,
                            "pretrain_seconds": pretrain_seconds}
                     with open(args.out, "a") as handle:

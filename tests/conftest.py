@@ -1,7 +1,11 @@
 """Shared helpers: the repository root, and writing small specs into a temporary folder."""
 
+import json
 import os
+import signal
+import subprocess
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -35,3 +39,17 @@ def tfds_data_dir(tmp_path_factory):
     directory = os.environ.get("ZOO_TEST_TFDS_DIR") or str(tmp_path_factory.mktemp("tfds"))
     os.environ["TFDS_DATA_DIR"] = directory
     return directory
+
+
+def kill_after_epochs(command, cwd, state_file: Path, epochs: int) -> int:
+    """Start a training command, `kill -9` it once `state_file` records `epochs` epochs;
+    returns how many epochs its checkpoint holds."""
+    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None:
+        if state_file.exists() and len(json.loads(state_file.read_text())["history"]) >= epochs:
+            break
+        time.sleep(0.2)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    return len(json.loads(state_file.read_text())["history"])

@@ -1,4 +1,5 @@
-"""train.py as a user runs it: a layer table for a good spec, one message and exit 2 for a bad one."""
+"""train.py as a user runs it: a layer table for a good spec, one message and exit 2 for a bad
+one."""
 
 import subprocess
 import sys
@@ -33,11 +34,13 @@ def test_dry_run_with_set_override():
 
 def test_bad_spec_prints_one_message_and_exits_2(tmp_path):
     (tmp_path / "bad.yaml").write_text(
-        "model:\n  inputs: {image: [28, 28, 1]}\n  layers:\n    - dense: {units: 10, activaton: relu}\n")
+        "model:\n  inputs: {image: [28, 28, 1]}\n  layers:\n"
+        "    - dense: {units: 10, activaton: relu}\n")
     result = run_train("bad.yaml", "--dry-run", cwd=tmp_path)
     assert result.returncode == 2
     assert result.stdout == ""
-    assert result.stderr == ("error: bad.yaml:4:26: model.layers[0].dense.activaton: layer 'dense': "
+    assert result.stderr == ("error: bad.yaml:4:26: model.layers[0].dense.activaton: layer "
+                             "'dense': "
                              "Dense has no argument 'activaton' (did you mean 'activation'?)\n")
 
 

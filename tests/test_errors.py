@@ -22,7 +22,8 @@ model:
 CASES = {
     "empty file": (
         "",
-        "spec.yaml:1:1: the file is empty; a spec is a YAML mapping with at least a 'model' section"),
+        "spec.yaml:1:1: the file is empty; a spec is a YAML mapping with at least a 'model' "
+        "section"),
     "not YAML": (
         "model: [unclosed\n",
         "spec.yaml:2:1: this is not valid YAML: while parsing a flow sequence expected ',' or ']', "
@@ -59,7 +60,8 @@ CASES = {
         "spec.yaml:4:23); every layer needs its own name"),
     "duplicate key": (
         MODEL + "    - dense: {units: 10, units: 20}\n",
-        "spec.yaml:4:26: model.layers[0].dense.units: duplicate key 'units' (first given at line 4)"),
+        "spec.yaml:4:26: model.layers[0].dense.units: duplicate key 'units' (first given at "
+        "line 4)"),
     "a block that uses itself through another": (
         "model:\n  inputs: {image: [8]}\n  blocks:\n    a:\n      layers: [b]\n"
         "    b:\n      layers: [a]\n  layers: [a]\n",
@@ -124,7 +126,8 @@ CASES = {
         "spec.yaml:6:15: train.optimizer: unknown optimizer 'sgdd' (did you mean 'SGD'?)"),
     "missing block parameter": (
         BLOCK_A + "    - a: {}\n",
-        "spec.yaml:8:10: model.layers[0].a: block 'a' needs a value for 'units' (it has no default)"),
+        "spec.yaml:8:10: model.layers[0].a: block 'a' needs a value for 'units' (it has no "
+        "default)"),
     "unknown block parameter": (
         BLOCK_A + "    - a: {unit: 3}\n",
         "spec.yaml:8:11: model.layers[0].a.unit: block 'a' has no parameter 'unit' (did you mean "

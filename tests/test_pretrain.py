@@ -1,18 +1,14 @@
 """Greedy layer-wise pretraining: each phase trains what it should, and resumes mid-phase."""
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
-import pytest
 import tensorflow as tf
 
 import zoo
-from conftest import ROOT
+from conftest import ROOT, kill_after_epochs
 from zoo.checkpoints import RunState
 from zoo.pretrain import phases, set_trainable
 from zoo.run import load_splits, run_phases
@@ -107,23 +103,14 @@ def test_tied_decoder_uses_the_transposed_encoder_kernel(write_spec):
 def test_pretraining_resumes_in_the_phase_and_epoch_where_it_stopped(tmp_path):
     (tmp_path / "sdae.yaml").write_text(SDAE.replace("epochs: 4", "epochs: 30"))
     command = [sys.executable, str(ROOT / "train.py"), "sdae.yaml", "--output", "exports"]
-    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE)
     state = tmp_path / "exports" / "sdae" / "checkpoint" / "pretrain-2-hidden2" / "state.json"
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and process.poll() is None:
-        if state.exists() and len(json.loads(state.read_text())["history"]) >= 2:
-            break
-        time.sleep(0.2)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
-    done = len(json.loads(state.read_text())["history"])
+    done = kill_after_epochs(command, tmp_path, state, epochs=2)
     assert 2 <= done < 30
 
     resumed = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     assert "pretrain hidden1: epoch" not in resumed.stdout  # the finished phase is not redone
-    assert f"resuming pretrain hidden2 after epoch " in resumed.stdout
+    assert "resuming pretrain hidden2 after epoch " in resumed.stdout
     after = int(resumed.stdout.split("resuming pretrain hidden2 after epoch ")[1].split()[0])
     assert after >= done and f"pretrain hidden2: epoch {after + 1}/30" in resumed.stdout
     history = json.loads((tmp_path / "exports" / "sdae" / "1" / "history.json").read_text())

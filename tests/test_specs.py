@@ -1,4 +1,5 @@
-"""Every spec in specs/ builds into the model its paper describes (a new spec needs no test edit)."""
+"""Every spec in specs/ builds into the model its paper describes (a new spec needs no test
+edit)."""
 
 import keras
 import pytest

@@ -2,17 +2,15 @@
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, kill_after_epochs
 
 TINY = """\
 model:
@@ -165,16 +163,8 @@ def test_two_workers_on_localhost_train_one_model(tiny):
 def test_killed_run_resumes_where_it_stopped(tiny):
     command = [sys.executable, str(ROOT / "train.py"), "tiny.yaml", "--output", "exports",
                "--set", "train.epochs=40", "--set", "train.batch_size=8"]
-    process = subprocess.Popen(command, cwd=tiny, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     state = tiny / "exports" / "tiny" / "checkpoint" / "train" / "state.json"
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and process.poll() is None:
-        if state.exists() and len(json.loads(state.read_text())["history"]) >= 2:
-            break
-        time.sleep(0.2)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
-    done = len(json.loads(state.read_text())["history"])
+    done = kill_after_epochs(command, tiny, state, epochs=2)
     assert 2 <= done < 40
 
     changed = run("train.py", "tiny.yaml", "--output", "exports", "--set", "train.epochs=41",
@@ -227,7 +217,8 @@ def test_any_spec_runs_on_any_dataset_resizing_and_converting_channels(tmp_path)
                  "--set", "data.dataset=photos", "--set", "train.epochs=2",
                  "--set", "data.train_split=all", "--set", "data.eval_split=test", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "model.vars.classes = 2 (dataset photos has 2 classes; the spec said 10)" in result.stdout
+    assert ("model.vars.classes = 2 (dataset photos has 2 classes; the spec said 10)"
+            in result.stdout)
     metadata = json.loads((tmp_path / "exports" / "lenet" / "1" / "metadata.json").read_text())
     assert metadata["input"]["shape"] == [None, None, None, 3]
     assert metadata["class_names"] == ["blue", "red"]

@@ -46,6 +46,13 @@ def _import_tensorflow(verbose: bool) -> None:
     absl_logging.set_verbosity(absl_logging.ERROR)  # TFDS's informational warnings
 
 
+def _add_shared_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--download", action="store_true",
+                        help="let TFDS download a dataset that is not on this machine yet")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's own log output and full tracebacks")
+
+
 def _train_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="train.py", description=TRAIN_USAGE,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -56,7 +63,7 @@ def _train_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output", default="exports", metavar="DIR",
                         help="where exports go: DIR/<spec name>/<version>/ (default: exports)")
     parser.add_argument("--dry-run", action="store_true",
-                        help="build the model and print its layers and parameter counts; no training")
+                        help="build the model, print its layers and parameter counts; no training")
     parser.add_argument("--strategy", choices=("default", "mirrored", "multi_worker"),
                         help="tf.distribute strategy (default: multi_worker when TF_CONFIG names "
                              "several workers, mirrored over several GPUs, else default)")
@@ -65,9 +72,7 @@ def _train_parser() -> argparse.ArgumentParser:
                              "without GPUs; use with --strategy mirrored)")
     parser.add_argument("--restart", action="store_true",
                         help="discard an unfinished run's checkpoint instead of resuming it")
-    parser.add_argument("--download", action="store_true",
-                        help="let TFDS download a dataset that is not on this machine yet")
-    parser.add_argument("--verbose", action="store_true", help="show TensorFlow's own log output")
+    _add_shared_options(parser)
     return parser
 
 
@@ -121,9 +126,7 @@ def _evaluate_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dataset", help="dataset to evaluate on (default: the training one)")
     parser.add_argument("--split", help="split to evaluate on (default: the spec's eval split)")
     parser.add_argument("--json", metavar="PATH", help="also write the metrics as JSON here")
-    parser.add_argument("--download", action="store_true",
-                        help="let TFDS download a dataset that is not on this machine yet")
-    parser.add_argument("--verbose", action="store_true", help="show TensorFlow's own log output")
+    _add_shared_options(parser)
     return parser
 
 

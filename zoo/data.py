@@ -71,7 +71,8 @@ def _tfds_builder(name: str, download: bool, where):
     except tfds.core.registered.DatasetNotFoundError:
         known = tfds.list_builders(with_community_datasets=False)
         raise DataError(f"unknown dataset '{name}'{suggest(name, known)}; use a TFDS name "
-                        f"(e.g. mnist, cifar10), an embedded one ({', '.join(zoo.datasets.EMBEDDED)})"
+                        "(e.g. mnist, cifar10), an embedded one "
+                        f"({', '.join(zoo.datasets.EMBEDDED)})"
                         " or a folder of images with one sub-folder per class", *where) from None
     if builder.is_prepared():
         return builder
@@ -94,7 +95,8 @@ def _tfds_builder(name: str, download: bool, where):
         builder.download_and_prepare()
     except Exception as exc:  # network errors come in many types; all mean the same here
         raise DataError(f"could not download dataset '{name}': {str(exc).splitlines()[0]}. "
-                        "Try the spec offline with --set data.dataset=mnist_subset", *where) from None
+                        "Try the spec offline with --set data.dataset=mnist_subset",
+                        *where) from None
     return builder
 
 
@@ -130,7 +132,8 @@ def _folder_split(root: Path, split: str, where):
              for file in sorted((root / label).iterdir()) if file.suffix.lower() in IMAGE_SUFFIXES]
     if len(classes) < 2 or not files:
         raise DataError(f"'{root}' should hold one sub-folder of images per class (at least two "
-                        f"classes); found {len(classes)} sub-folders and {len(files)} images", *where)
+                        f"classes); found {len(classes)} sub-folders and {len(files)} images",
+                        *where)
     if split not in FOLDER_SPLITS:
         raise DataError(f"a folder of images has the splits {', '.join(FOLDER_SPLITS)} (a fixed "
                         f"80/20 shuffle), not '{split}'", *where)

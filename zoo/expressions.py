@@ -139,7 +139,8 @@ class _Evaluator:
                                   "operators are + - * / // %")
         left, right = self.visit(node.left), self.visit(node.right)
         both_numbers = _is_number(left) and _is_number(right)
-        joins_text = isinstance(node.op, ast.Add) and isinstance(left, str) and isinstance(right, str)
+        joins_text = (isinstance(node.op, ast.Add) and isinstance(left, str)
+                      and isinstance(right, str))
         if not (both_numbers or joins_text):
             raise ExpressionError(f"cannot compute '{ast.unparse(node)}' with {left!r} and "
                                   f"{right!r}: arithmetic takes numbers (and + joins strings)")

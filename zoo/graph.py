@@ -300,7 +300,8 @@ class _Expander:
             raise args.error("block", f"unknown block '{block}'"
                                       f"{suggest(block, self.block_defs)}; defined blocks: "
                                       f"{', '.join(self.block_defs) or 'none'}")
-        each = check_mapping(args.get("each") or Mapping(path=args.child_path("each")), args, "each")
+        each = check_mapping(args.get("each") or Mapping(path=args.child_path("each")),
+                             args, "each")
         times = args.get("times")
         if times is None:
             lengths = {len(v) for v in each.values() if isinstance(v, list)}

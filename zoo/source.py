@@ -206,7 +206,8 @@ class _Converter:
         for key_node, value_node in node.value:
             key_location = _mark_location(self.file, key_node.start_mark)
             if not isinstance(key_node, yaml.ScalarNode):
-                raise SpecError(key_location, path, "a key must be a plain name, not a list or mapping")
+                raise SpecError(key_location, path,
+                                "a key must be a plain name, not a list or mapping")
             key = _scalar(key_node, self.loader, key_location, path)
             if key in mapping:
                 first = mapping.key_locations[key]
@@ -218,7 +219,8 @@ class _Converter:
 
 
 _CONTAINER_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
-_SCALAR_TAGS = tuple(f"tag:yaml.org,2002:{kind}" for kind in ("str", "int", "float", "bool", "null"))
+_SCALAR_TAGS = tuple(f"tag:yaml.org,2002:{kind}"
+                     for kind in ("str", "int", "float", "bool", "null"))
 
 
 def _refused_tag(tag: str) -> str:

@@ -86,7 +86,8 @@ def make_optimizer(train, steps_per_epoch: int) -> keras.optimizers.Optimizer:
         if _normalize(schedule_name) == "step":
             # Keras keeps a value up to and including its boundary step; the first step of
             # epoch e is step e * steps_per_epoch, which must already use the new rate.
-            boundaries = [epoch * steps_per_epoch - 1 for epoch in schedule_kwargs.get("epochs", [])]
+            boundaries = [epoch * steps_per_epoch - 1
+                          for epoch in schedule_kwargs.get("epochs", [])]
             factor = schedule_kwargs.get("factor", 0.1)
             kwargs["learning_rate"] = keras.optimizers.schedules.PiecewiseConstantDecay(
                 boundaries, [base_rate * factor**i for i in range(len(boundaries) + 1)])
@@ -303,28 +304,29 @@ def _current_rate(optimizer) -> float:
     return float(rate.numpy() if hasattr(rate, "numpy") else rate)
 
 
+def _patience_exhausted(state: RunState, key: str, settings: dict, metrics: dict) -> bool:
+    """Track the best value of the monitored metric; True after `patience` epochs without
+    improvement (the count then starts again). Kept in the run state, so it survives a resume."""
+    name = settings.get("monitor", "val_loss")
+    if monitor_improved(name, metrics[name], state.extra.get(f"{key}_best")):
+        state.extra.update({f"{key}_best": metrics[name], f"{key}_wait": 0})
+        return False
+    state.extra[f"{key}_wait"] = state.extra.get(f"{key}_wait", 0) + 1
+    if state.extra[f"{key}_wait"] < settings.get("patience", 5):
+        return False
+    state.extra[f"{key}_wait"] = 0
+    return True
+
+
 def _after_epoch(plan: Plan, state: RunState, optimizer, metrics: dict, log) -> bool:
     """Plateau schedule and early stopping; True when training should stop."""
-    if plan.plateau:
-        name = plan.plateau.get("monitor", "val_loss")
-        if monitor_improved(name, metrics[name], state.extra.get("plateau_best")):
-            state.extra.update(plateau_best=metrics[name], plateau_wait=0)
-        else:
-            state.extra["plateau_wait"] = state.extra.get("plateau_wait", 0) + 1
-            if state.extra["plateau_wait"] >= plan.plateau.get("patience", 5):
-                new_rate = _current_rate(optimizer) * plan.plateau.get("factor", 0.1)
-                optimizer.learning_rate.assign(new_rate)
-                state.extra["plateau_wait"] = 0
-                log(f"{name} has not improved for {plan.plateau.get('patience', 5)} epochs: "
-                    f"learning rate now {new_rate:.3g}")
-    if plan.early_stopping:
-        name = plan.early_stopping.get("monitor", "val_loss")
-        if monitor_improved(name, metrics[name], state.extra.get("stop_best")):
-            state.extra.update(stop_best=metrics[name], stop_wait=0)
-        else:
-            state.extra["stop_wait"] = state.extra.get("stop_wait", 0) + 1
-            if state.extra["stop_wait"] >= plan.early_stopping.get("patience", 5):
-                log(f"early stopping: {name} has not improved for "
-                    f"{plan.early_stopping.get('patience', 5)} epochs")
-                return True
+    if plan.plateau and _patience_exhausted(state, "plateau", plan.plateau, metrics):
+        new_rate = _current_rate(optimizer) * plan.plateau.get("factor", 0.1)
+        optimizer.learning_rate.assign(new_rate)
+        log(f"{plan.plateau.get('monitor', 'val_loss')} has not improved for "
+            f"{plan.plateau.get('patience', 5)} epochs: learning rate now {new_rate:.3g}")
+    if plan.early_stopping and _patience_exhausted(state, "stop", plan.early_stopping, metrics):
+        log(f"early stopping: {plan.early_stopping.get('monitor', 'val_loss')} has not "
+            f"improved for {plan.early_stopping.get('patience', 5)} epochs")
+        return True
     return False
