@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 import zoo
@@ -116,3 +117,39 @@ def test_pretraining_resumes_in_the_phase_and_epoch_where_it_stopped(tmp_path):
     history = json.loads((tmp_path / "exports" / "sdae" / "1" / "history.json").read_text())
     assert [len(history[name]) for name in ("pretrain-1-hidden1", "pretrain-2-hidden2",
                                             "head", "finetune")] == [30, 30, 2, 2]
+
+
+CONV = """\
+model:
+  vars: {classes: 10}
+  inputs: {image: [8, 8, 1]}
+  layers:
+    - conv2d: {name: conv1, filters: 8, kernel_size: 3, padding: same, activation: sigmoid}
+    - conv2d: {name: conv2, filters: 8, kernel_size: 3, strides: 2, padding: same,
+               activation: sigmoid}
+    - flatten
+    - dense: {name: predictions, units: "${classes}", activation: softmax}
+data: {dataset: digits, preprocess: {rescale: 0.00392156862745098}}
+pretrain:
+  layers: [conv1, conv2]
+  epochs: 3
+  optimizer: adam
+  tied: TIED
+train: {batch_size: 32, epochs: 1, optimizer: adam}
+"""
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_convolutional_layers_pretrain_the_same_way(write_spec, tmp_path, tied):
+    spec = zoo.load_spec(write_spec(CONV.replace("TIED", str(tied).lower())))
+    splits = load_splits(spec, "train", download=False)
+    model = zoo.build_model(spec)
+    steps = phases(spec, model, splits, splits)
+    for step in steps[:2]:  # the two convolutional autoencoders
+        reconstruction, clean = step.model.outputs
+        assert reconstruction.shape[1:] == clean.shape[1:]
+        set_trainable(model, step.trainable)
+        history = train(step.section, step.model, step.splits, tf.distribute.get_strategy(),
+                        RunState(str(tmp_path / step.name), "test"), log=lambda _: None)
+        set_trainable(model, {layer.name for layer in model.layers})
+        assert history[-1]["loss"] < history[0]["loss"]
