@@ -52,7 +52,7 @@ from zoo.run import load_splits, run_phases  # noqa: E402
 SETTINGS = {
     "classical": {"activation": "sigmoid", "dropout": 0.0, "loss": "binary_crossentropy",
                   "pretrain_optimizer": {"sgd": {"learning_rate": 0.05, "momentum": 0.9}},
-                  "optimizer": "sgd", "extra": {"momentum": 0.9}, "rates": [0.05, 0.2, 0.8]},
+                  "optimizer": "sgd", "extra": {"momentum": 0.9}, "rates": [0.01, 0.05, 0.2]},
     "modern": {"activation": "relu", "dropout": 0.2, "loss": "mean_squared_error",
                "pretrain_optimizer": {"adam": {"learning_rate": 0.001}},
                "optimizer": "adam", "extra": {}, "rates": [0.0003, 0.001]},

@@ -222,6 +222,12 @@ def test_any_spec_runs_on_any_dataset_resizing_and_converting_channels(tmp_path)
     metadata = json.loads((tmp_path / "exports" / "lenet" / "1" / "metadata.json").read_text())
     assert metadata["input"]["shape"] == [None, None, None, 3]
     assert metadata["class_names"] == ["blue", "red"]
+    wide = np.zeros((7, 30, 3), np.uint8)
+    wide[..., 0] = 200
+    Image.fromarray(wide).save(tmp_path / "photos" / "red" / "wide.png")  # another size
+    result = run("evaluate.py", "exports/lenet", "--split", "all", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "photos / all: 41 examples" in result.stdout
 
 
 def test_autoencoder_exports_reconstruction_and_code(tmp_path):

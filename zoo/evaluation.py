@@ -74,14 +74,14 @@ def evaluate_export(directory: str, dataset: str | None = None, split: str | Non
                                            f"{list(expected)}")
     reconstruction = metadata.get("target") == "input"
     if reconstruction:
-        return _reconstruction_metrics(loaded, serve, raw, input_name, dataset, split)
+        return _reconstruction_metrics(loaded, serve, raw, info, input_name, dataset, split)
     classes = metadata["class_names"]
     if info.num_classes != len(classes):
         raise SpecError(None, "--dataset", f"dataset '{dataset}' has {info.num_classes} classes, "
                                            f"the export predicts {len(classes)}")
     output_name = next(iter(metadata["outputs"]))
     labels, probabilities = [], []
-    for images, batch_labels in raw.batch(BATCH_SIZE):
+    for images, batch_labels in raw.batch(_batch_size(info.image_shape)):
         probabilities.append(serve(**{input_name: images})[output_name].numpy())
         labels.append(batch_labels.numpy())
     return classification_metrics(np.concatenate(labels), np.concatenate(probabilities),
@@ -108,10 +108,15 @@ def classification_metrics(labels, probabilities, classes, dataset, split) -> di
     return metrics
 
 
-def _reconstruction_metrics(loaded, serve, raw, input_name, dataset, split) -> dict:
+def _batch_size(image_shape) -> int:
+    """Images of varying sizes (a folder of photos) cannot share a batch."""
+    return BATCH_SIZE if None not in image_shape else 1
+
+
+def _reconstruction_metrics(loaded, serve, raw, info, input_name, dataset, split) -> dict:
     preprocess = loaded.signatures["preprocess"]
     squared, crossentropy, count = 0.0, 0.0, 0
-    for images, _ in raw.batch(BATCH_SIZE):
+    for images, _ in raw.batch(_batch_size(info.image_shape)):
         target = preprocess(**{input_name: images})["input"].numpy()
         output = serve(**{input_name: images})["reconstruction"].numpy()
         clipped = np.clip(output, 1e-7, 1 - 1e-7)
