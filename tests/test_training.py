@@ -257,3 +257,20 @@ export:
     trained = json.loads((version / "metrics.json").read_text())
     assert metrics["binary_crossentropy"] == pytest.approx(trained["loss"], rel=1e-4)
     assert 0 < metrics["mean_squared_error"] < 0.2
+
+
+def test_an_unwritable_output_fails_before_training(tiny):
+    (tiny / "taken").write_text("a file, not a folder")
+    result = run("train.py", "tiny.yaml", "--output", "taken", cwd=tiny)
+    assert result.returncode == 2
+    assert result.stderr == "error: --output: cannot write exports to taken/tiny: Not a directory\n"
+    assert result.stdout == ""
+
+
+def test_a_loss_that_becomes_nan_stops_with_the_epoch_and_keeps_the_last_checkpoint(tiny):
+    result = run("train.py", "tiny.yaml", "--output", "exports",
+                 "--set", "train.optimizer={sgd: {learning_rate: 1.0e+30}}", cwd=tiny)
+    assert result.returncode == 1
+    assert result.stderr == ("error: the loss became NaN in epoch 1 (no epoch had finished); a "
+                             "smaller learning rate usually cures it\n")
+    assert not (tiny / "exports" / "tiny" / "1").exists()

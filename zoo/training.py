@@ -9,6 +9,7 @@ no second code path to keep in step with the first.
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -287,9 +288,11 @@ def train(section, model, splits: Splits, strategy, state: RunState, log=print,
         metrics["lr"] = float(_current_rate(optimizer))
         metrics["seconds"] = time.monotonic() - began
         state.history.append(metrics)
-        if any(value != value for value in metrics.values()):  # NaN
-            raise FloatingPointError(f"the loss became NaN in epoch {epoch + 1}; the checkpoint "
-                                     f"after epoch {epoch} is kept in {state.directory}")
+        if any(math.isnan(value) for value in metrics.values()):
+            kept = (f"the checkpoint after epoch {epoch} is kept in {state.directory}" if epoch
+                    else "no epoch had finished")
+            raise FloatingPointError(f"the loss became NaN in epoch {epoch + 1} ({kept}); a "
+                                     "smaller learning rate usually cures it")
         log(f"{title}: epoch {epoch + 1}/{plan.epochs}  " + "  ".join(
             f"{key} {value:.4g}" for key, value in metrics.items()))
         stop = _after_epoch(plan, state, optimizer, metrics, log)
