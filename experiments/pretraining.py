@@ -84,7 +84,7 @@ pretrain:
   batch_size: 32
   optimizer: {pretrain_optimizer}
   loss: {loss}
-  noise: {{masking: 0.2}}
+  noise: {{{noise_kind}: {noise_rate}}}
   tied: true
   head: {{epochs: {head_epochs}, optimizer: {head_optimizer}}}
 train:
@@ -109,6 +109,7 @@ def spec_for(setting, depth, seed, budget, rate, args, pretrain=True):
         widths=[args.width] * depth, activation=options["activation"],
         dropout=options["dropout"], fit=fit, budget=budget, seed=seed,
         pretrain_epochs=args.pretrain_epochs, pretrain_optimizer=options["pretrain_optimizer"],
+        noise_kind=args.noise.split(":")[0], noise_rate=float(args.noise.split(":")[1]),
         loss=options["loss"], head_epochs=head_epochs, head_optimizer=optimizer,
         batch=min(32, max(8, fit // 10)),
         epochs=finetune_epochs if pretrain else head_epochs + finetune_epochs,
@@ -184,7 +185,8 @@ def run(args):
                                               depth, args, strategy)
                         trials.append({"rate": rate, "val_accuracy": val, "test_accuracy": test})
                     best = max(trials, key=lambda trial: trial["val_accuracy"])
-                    row = {"setting": args.setting, "depth": depth, "seed": seed,
+                    row = {"setting": args.setting + (f" ({args.variant})" if args.variant else ""),
+                           "depth": depth, "seed": seed,
                            "budget": budget, "arm": arm, "test_accuracy": best["test_accuracy"],
                            "chosen_rate": best["rate"], "trials": trials,
                            "pretrain_epochs": args.pretrain_epochs,
@@ -237,6 +239,10 @@ def main():
     runner.add_argument("--finetune-epochs", type=int, default=30)
     runner.add_argument("--scratch", default=tempfile.gettempdir())
     runner.add_argument("--threads", type=int, default=0, help="TensorFlow threads (0: all)")
+    runner.add_argument("--noise", default="masking:0.2",
+                        help="the autoencoders' corruption: masking:RATE or gaussian:STDDEV")
+    runner.add_argument("--variant", default="",
+                        help="a label for a recipe that differs from the setting's default")
     summary = commands.add_parser("table", help="print the results as a Markdown table")
     summary.add_argument("files", nargs="+")
     args = parser.parse_args()
