@@ -41,15 +41,16 @@ def tfds_data_dir(tmp_path_factory):
     return directory
 
 
-def kill_after_epochs(command, cwd, state_file: Path, epochs: int) -> int:
-    """Start a training command, `kill -9` it once `state_file` records `epochs` epochs;
-    returns how many epochs its checkpoint holds."""
-    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+def kill_after_epochs(command, cwd, state_file: Path, epochs: int, sig=signal.SIGKILL):
+    """Start a training command, send it `sig` (kill -9 by default) once `state_file` records
+    `epochs` epochs; returns (epochs its checkpoint holds, exit code, stderr)."""
+    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and process.poll() is None:
         if state_file.exists() and len(json.loads(state_file.read_text())["history"]) >= epochs:
             break
         time.sleep(0.2)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
-    return len(json.loads(state_file.read_text())["history"])
+    os.kill(process.pid, sig)
+    _, stderr = process.communicate(timeout=120)
+    return len(json.loads(state_file.read_text())["history"]), process.returncode, stderr

@@ -105,7 +105,7 @@ def test_pretraining_resumes_in_the_phase_and_epoch_where_it_stopped(tmp_path):
     (tmp_path / "sdae.yaml").write_text(SDAE.replace("epochs: 4", "epochs: 30"))
     command = [sys.executable, str(ROOT / "train.py"), "sdae.yaml", "--output", "exports"]
     state = tmp_path / "exports" / "sdae" / "checkpoint" / "pretrain-2-hidden2" / "state.json"
-    done = kill_after_epochs(command, tmp_path, state, epochs=2)
+    done, _, _ = kill_after_epochs(command, tmp_path, state, epochs=2)
     assert 2 <= done < 30
 
     resumed = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)

@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -162,25 +163,25 @@ def test_two_workers_on_localhost_train_one_model(tiny):
 
 def test_killed_run_resumes_where_it_stopped(tiny):
     command = [sys.executable, str(ROOT / "train.py"), "tiny.yaml", "--output", "exports",
-               "--set", "train.epochs=40", "--set", "train.batch_size=8"]
+               "--set", "train.epochs=8", "--set", "train.batch_size=8"]
     state = tiny / "exports" / "tiny" / "checkpoint" / "train" / "state.json"
-    done = kill_after_epochs(command, tiny, state, epochs=2)
-    assert 2 <= done < 40
+    done, _, _ = kill_after_epochs(command, tiny, state, epochs=2)
+    assert 2 <= done < 8
 
-    changed = run("train.py", "tiny.yaml", "--output", "exports", "--set", "train.epochs=41",
+    changed = run("train.py", "tiny.yaml", "--output", "exports", "--set", "train.epochs=9",
                   "--set", "train.batch_size=8", cwd=tiny)
     assert changed.returncode == 2
     assert "holds an unfinished run of a different version of this spec" in changed.stderr
 
-    resumed = run("train.py", "tiny.yaml", "--output", "exports", "--set", "train.epochs=40",
+    resumed = run("train.py", "tiny.yaml", "--output", "exports", "--set", "train.epochs=8",
                   "--set", "train.batch_size=8", cwd=tiny)
     assert resumed.returncode == 0, resumed.stderr
     resumed_after = int(resumed.stdout.split("resuming tiny after epoch ")[1].split()[0])
     assert resumed_after >= done
-    assert f"epoch {resumed_after + 1}/40" in resumed.stdout
-    assert f"epoch {resumed_after}/40" not in resumed.stdout
+    assert f"epoch {resumed_after + 1}/8" in resumed.stdout
+    assert f"epoch {resumed_after}/8" not in resumed.stdout
     history = json.loads((tiny / "exports" / "tiny" / "1" / "history.json").read_text())
-    assert len(history["train"]) == 40
+    assert len(history["train"]) == 8
 
 
 def test_dataset_problems_are_clear(tiny, tfds_data_dir):
@@ -274,3 +275,16 @@ def test_a_loss_that_becomes_nan_stops_with_the_epoch_and_keeps_the_last_checkpo
     assert result.stderr == ("error: the loss became NaN in epoch 1 (no epoch had finished); a "
                              "smaller learning rate usually cures it\n")
     assert not (tiny / "exports" / "tiny" / "1").exists()
+
+
+def test_ctrl_c_exits_cleanly_and_the_same_command_resumes(tiny):
+    command = [sys.executable, str(ROOT / "train.py"), "tiny.yaml", "--output", "exports",
+               "--set", "train.epochs=6", "--set", "train.batch_size=8"]
+    state = tiny / "exports" / "tiny" / "checkpoint" / "train" / "state.json"
+    done, code, stderr = kill_after_epochs(command, tiny, state, epochs=1, sig=signal.SIGINT)
+    assert code == 130
+    assert stderr == ("interrupted: the checkpoint of the last completed epoch is kept; run the "
+                      "same command again to resume from it\n")
+    resumed = subprocess.run(command, cwd=tiny, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming tiny after epoch {done} of 6" in resumed.stdout
