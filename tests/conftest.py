@@ -52,5 +52,6 @@ def kill_after_epochs(command, cwd, state_file: Path, epochs: int, sig=signal.SI
             break
         time.sleep(0.2)
     os.kill(process.pid, sig)
-    _, stderr = process.communicate(timeout=120)
+    stdout, stderr = process.communicate(timeout=120)
+    assert state_file.exists(), f"no checkpoint after the signal:\n{stdout}\n{stderr}"
     return len(json.loads(state_file.read_text())["history"]), process.returncode, stderr

@@ -16,7 +16,7 @@ from zoo.export import check_writable, export
 from zoo.pretrain import phases, set_trainable
 from zoo.source import SpecError, plain
 from zoo.spec import Spec, load_spec
-from zoo.training import Splits, choose_strategy, is_chief, train
+from zoo.training import Splits, choose_strategy, is_chief, stop_between_steps_on_ctrl_c, train
 
 CACHE_LIMIT_BYTES = 2 << 30  # raw uint8 splits smaller than this stay in memory
 
@@ -135,7 +135,8 @@ def run_training(args, log=print):
         model = build_model(spec)
         check_model_fits_data(spec, model, info)
         steps = phases(spec, model, labeled, unlabeled)
-    histories = run_phases(steps, model, strategy, checkpoints, fingerprint, chief, log)
+    with stop_between_steps_on_ctrl_c():
+        histories = run_phases(steps, model, strategy, checkpoints, fingerprint, chief, log)
     final = {key[4:]: value for key, value in histories[steps[-1].name][-1].items()
              if key.startswith("val_")}
     directory = None

@@ -8,9 +8,12 @@ no second code path to keep in step with the first.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -242,14 +245,35 @@ class Trainer:
 
         self.train_step, self.eval_step = run(train_step), run(eval_step)
 
-    def run_epoch(self, dataset, step, on_step=None) -> dict:
+    def run_epoch(self, dataset, step) -> dict:
         totals = {}
-        for index, batch in enumerate(self.strategy.experimental_distribute_dataset(dataset)):
+        for batch in self.strategy.experimental_distribute_dataset(dataset):
             for key, value in step(batch).items():
                 totals[key] = totals.get(key, 0.0) + float(value)
-            if on_step:
-                on_step(index + 1, totals)
+            if INTERRUPTED.is_set():
+                raise KeyboardInterrupt
         return averages(totals)
+
+
+INTERRUPTED = threading.Event()
+
+
+@contextlib.contextmanager
+def stop_between_steps_on_ctrl_c():
+    """Ctrl-C ends training between two steps. Python raises KeyboardInterrupt only when the
+    main thread runs Python code, and a signal that lands while TensorFlow's runtime runs a
+    step could be lost; a flag checked after every step is never missed. A second Ctrl-C
+    interrupts at once."""
+    def request_stop(signum, frame):
+        INTERRUPTED.set()
+        signal.signal(signal.SIGINT, previous)
+
+    INTERRUPTED.clear()
+    previous = signal.signal(signal.SIGINT, request_stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def averages(totals: dict) -> dict:
