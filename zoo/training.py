@@ -192,8 +192,7 @@ class Trainer:
     """Compiled train and eval steps for one model under one strategy."""
 
     def __init__(self, strategy, model, optimizer, loss_fn, plan: Plan):
-        self.strategy, self.model, self.optimizer = strategy, model, optimizer
-        self.loss_fn, self.plan = loss_fn, plan
+        self.strategy = strategy
         replicas = strategy.num_replicas_in_sync
         decayed = [w for w in model.trainable_weights if w.path.endswith("kernel")]
 
