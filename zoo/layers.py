@@ -7,6 +7,8 @@ import re
 import keras
 from keras import ops
 
+from zoo.source import normalize_name
+
 
 @keras.saving.register_keras_serializable(package="zoo")
 class LocalResponseNormalization(keras.layers.Layer):
@@ -87,10 +89,6 @@ def _snake(name: str) -> str:
     return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
-def _normalize(name: str) -> str:
-    return name.replace("_", "").lower()
-
-
 def _collect_layers() -> dict[str, type]:
     classes = {}
     for attribute in dir(keras.layers):
@@ -104,20 +102,20 @@ def _collect_layers() -> dict[str, type]:
 
 
 LAYER_CLASSES = _collect_layers()
-_BY_NORMALIZED = {_normalize(name): cls for name, cls in LAYER_CLASSES.items()}
+_BY_NORMALIZED = {normalize_name(name): cls for name, cls in LAYER_CLASSES.items()}
 # What suggestions show: the snake_case spelling the specs use.
 LAYER_NAMES = sorted({_snake(name) for name in LAYER_CLASSES})
 
 
 def layer_class(name: str) -> type | None:
     """The layer class a spec names: `conv2d`, `Conv2D` and `conv_2d` all mean Conv2D."""
-    return _BY_NORMALIZED.get(_normalize(name))
+    return _BY_NORMALIZED.get(normalize_name(name))
 
 
 def refused_layer_reason(name: str) -> str | None:
     """Why a real Keras layer cannot be named in a spec, or None."""
     for refused in _NOT_NAMEABLE:
-        if _normalize(refused) == _normalize(name):
+        if normalize_name(refused) == normalize_name(name):
             if refused == "Lambda":
                 return ("Lambda layers are refused: they would run code written in the file, "
                         "and a spec never executes anything")

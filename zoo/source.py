@@ -52,6 +52,11 @@ def suggest(name: object, candidates) -> str:
     return " (did you mean " + " or ".join(f"'{c}'" for c in close) + "?)"
 
 
+def normalize_name(name: str) -> str:
+    """How names of Keras things are compared: `conv2d`, `Conv2D` and `conv_2d` are one."""
+    return name.replace("_", "").lower()
+
+
 def describe(value: object) -> str:
     """How a received value is shown in messages: its type and a short repr."""
     kind = {dict: "a mapping", list: "a list", str: "the string", bool: "the boolean",

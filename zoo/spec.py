@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from zoo.source import (Location, Mapping, Sequence, SpecError, describe, load_yaml_file,
-                        parse_yaml, repath, suggest)
+                        normalize_name, parse_yaml, repath, suggest)
 
 MAX_EXTENDS_DEPTH = 16
 
@@ -216,19 +216,15 @@ def _check_export(export: Mapping):
 def _check_named(value, container, key, what, known):
     """A `name` / `{name: kwargs}` value whose name must be one of `known` (any case)."""
     name, _ = split_call(value, container, key, what)
-    by_normalized = {_normalize(k): k for k in known}
-    if _normalize(name) not in by_normalized:
+    by_normalized = {normalize_name(k): k for k in known}
+    if normalize_name(name) not in by_normalized:
         location, path = container.where(key)
         if isinstance(value, Mapping):
             location = value.key_locations[name]
-        close = suggest(_normalize(name), by_normalized)
+        close = suggest(normalize_name(name), by_normalized)
         for normalized, spelled in by_normalized.items():
             close = close.replace(f"'{normalized}'", f"'{spelled}'")
         raise SpecError(location, path, f"unknown {what} '{name}'{close}")
-
-
-def _normalize(name: str) -> str:
-    return re.sub(r"[_\s]", "", name).lower()
 
 
 def _check_train(train: Mapping):

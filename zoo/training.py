@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from zoo.checkpoints import RunState
 from zoo.data import DataInfo, augment, preprocess
-from zoo.source import SpecError
+from zoo.source import SpecError, normalize_name
 
 SHUFFLE_BUFFER = 10_000
 
@@ -62,13 +62,9 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
 # --- what the spec asks for ------------------------------------------------------------------
 
 
-def _normalize(name: str) -> str:
-    return name.replace("_", "").lower()
-
-
 def _keras_class(module, name: str):
     for attribute in dir(module):
-        if attribute[0].isupper() and _normalize(attribute) == _normalize(name):
+        if attribute[0].isupper() and normalize_name(attribute) == normalize_name(name):
             return getattr(module, attribute)
     raise SpecError(None, "train", f"unknown name '{name}' in {module.__name__}")
 
@@ -87,7 +83,7 @@ def make_optimizer(train, steps_per_epoch: int) -> keras.optimizers.Optimizer:
     if schedule is not None:
         schedule_name, schedule_kwargs = _split(schedule)
         base_rate = kwargs.get("learning_rate", 0.001)
-        if _normalize(schedule_name) == "step":
+        if normalize_name(schedule_name) == "step":
             # Keras keeps a value up to and including its boundary step; the first step of
             # epoch e is step e * steps_per_epoch, which must already use the new rate.
             boundaries = [epoch * steps_per_epoch - 1
@@ -95,7 +91,7 @@ def make_optimizer(train, steps_per_epoch: int) -> keras.optimizers.Optimizer:
             factor = schedule_kwargs.get("factor", 0.1)
             kwargs["learning_rate"] = keras.optimizers.schedules.PiecewiseConstantDecay(
                 boundaries, [base_rate * factor**i for i in range(len(boundaries) + 1)])
-        elif _normalize(schedule_name) != "plateau":  # plateau acts between epochs
+        elif normalize_name(schedule_name) != "plateau":  # plateau acts between epochs
             schedule_kwargs.setdefault("initial_learning_rate", base_rate)
             kwargs["learning_rate"] = _keras_class(keras.optimizers.schedules,
                                                    schedule_name)(**schedule_kwargs)
@@ -143,7 +139,7 @@ class Plan:
             steps_per_epoch=train.get("steps_per_epoch") or max(1, train_size // batch_size),
             target=target, metrics=metrics, weight_decay=float(train.get("weight_decay") or 0.0),
             seed=train.get("seed") if train.get("seed") is not None else 0,
-            plateau=schedule if _normalize(schedule_name) == "plateau" else {},
+            plateau=schedule if normalize_name(schedule_name) == "plateau" else {},
             early_stopping=dict(train.get("early_stopping") or {}))
 
 
