@@ -52,10 +52,16 @@ from zoo.run import load_splits, run_phases  # noqa: E402
 SETTINGS = {
     "classical": {"activation": "sigmoid", "dropout": 0.0, "loss": "binary_crossentropy",
                   "pretrain_optimizer": {"sgd": {"learning_rate": 0.05, "momentum": 0.9}},
-                  "optimizer": "sgd", "extra": {"momentum": 0.9}, "rates": [0.01, 0.05, 0.2]},
+                  "optimizer": "sgd", "extra": {"momentum": 0.9}, "rates": [0.005, 0.02, 0.05],
+                  # Glorot & Bengio (2010): sigmoid layers need 4x the uniform range of
+                  # Glorot's rule; with Keras's default, 3 and 7 sigmoid layers from random
+                  # init stayed near chance (README). The pretrained arm starts its
+                  # autoencoders from Keras's default instead.
+                  "random_init": "{variance_scaling: {scale: 16.0, distribution: uniform}}"},
     "modern": {"activation": "relu", "dropout": 0.2, "loss": "mean_squared_error",
                "pretrain_optimizer": {"adam": {"learning_rate": 0.001}},
-               "optimizer": "adam", "extra": {}, "rates": [0.0003, 0.001]},
+               "optimizer": "adam", "extra": {}, "rates": [0.0003, 0.001],
+               "random_init": "glorot_uniform"},
 }
 
 SPEC = """\
@@ -66,7 +72,8 @@ model:
     hidden:
       params: {{units: null}}
       layers:
-        - dense: {{name: dense, units: "${{units}}", activation: {activation}}}
+        - dense: {{name: dense, units: "${{units}}", activation: {activation},
+                   kernel_initializer: {initializer}}}
         - dropout: {{name: dropout, rate: {dropout}}}
   layers:
     - flatten: {{name: flatten}}
@@ -107,7 +114,9 @@ def spec_for(setting, depth, seed, budget, rate, args, pretrain=True):
                                     for epochs in (args.head_epochs, args.finetune_epochs))
     text = SPEC.format(
         widths=[args.width] * depth, activation=options["activation"],
-        dropout=options["dropout"], fit=fit, budget=budget, seed=seed,
+        dropout=options["dropout"], fit=fit,
+        initializer=options["random_init"] if not pretrain else "glorot_uniform",
+        budget=budget, seed=seed,
         pretrain_epochs=args.pretrain_epochs, pretrain_optimizer=options["pretrain_optimizer"],
         noise_kind=args.noise.split(":")[0], noise_rate=float(args.noise.split(":")[1]),
         loss=options["loss"], head_epochs=head_epochs, head_optimizer=optimizer,

@@ -83,6 +83,15 @@ CASES = {
         "spec.yaml:4:16: model.layers[0].conv2d.filters: layer 'conv2d': Keras refused the "
         "arguments of Conv2D: Invalid value for argument `filters`. Expected a strictly positive "
         "value. Received filters=-3."),
+    "unknown initializer": (
+        MODEL + "    - dense: {units: 3, kernel_initializer: {glorot_uniformm: {}}}\n",
+        "spec.yaml:4:25: model.layers[0].dense.kernel_initializer: layer 'dense': unknown "
+        "initializer 'glorot_uniformm' (did you mean 'glorot_uniform' or 'glorot_normal' or "
+        "'random_uniform'?)"),
+    "bad regularizer option": (
+        MODEL + "    - dense: {units: 3, kernel_regularizer: {l2: {l2: -1}}}\n",
+        "spec.yaml:4:25: model.layers[0].dense.kernel_regularizer: layer 'dense': Invalid value "
+        "for argument l2: expected a non-negative float.Received: l2=-1"),
     "misspelled layer argument": (
         MODEL + "    - flatten\n    - dense: {units: 10, activaton: relu}\n",
         "spec.yaml:5:26: model.layers[1].dense.activaton: layer 'dense': Dense has no argument "

@@ -116,6 +116,24 @@ def test_defaults_apply_to_every_layer_of_a_type_and_yield_to_explicit_arguments
     assert (first.units, first.use_bias, second.units, second.use_bias) == (3, False, 5, True)
 
 
+def test_initializers_regularizers_and_constraints_take_options_like_optimizers(write_spec):
+    model = zoo.build_model(write_spec("""
+        model:
+          inputs: {x: [8]}
+          layers:
+            - dense:
+                units: 3
+                kernel_initializer: {variance_scaling: {scale: 16.0, distribution: uniform}}
+                kernel_regularizer: {l2: {l2: 0.5}}
+                kernel_constraint: max_norm
+    """))
+    dense = model.layers[1]
+    initializer = dense.kernel_initializer.get_config()
+    assert (initializer["scale"], initializer["distribution"]) == (16.0, "uniform")
+    assert float(dense.kernel_regularizer.l2) == 0.5
+    assert type(dense.kernel_constraint).__name__ == "MaxNorm"
+
+
 def test_extends_overrides_values_and_keeps_the_rest(write_spec):
     write_spec("""
         model:

@@ -14,6 +14,10 @@ from zoo.spec import Spec, load_spec
 _BASE_LAYER_ARGS = {"input_dim", "input_shape", "batch_input_shape", "batch_size", "weights"}
 _ACTIVATIONS = sorted(name for name in dir(keras.activations) if not name.startswith("_")
                       and name not in ("get", "serialize", "deserialize"))
+# Arguments that take a Keras object, written in a spec like optimizers are:
+# `kernel_initializer: {variance_scaling: {scale: 16.0}}`.
+_OBJECT_ARGUMENTS = {"_initializer": keras.initializers, "_regularizer": keras.regularizers,
+                     "_constraint": keras.constraints}
 
 
 def build_model(spec_or_path, overrides=()) -> keras.Model:
@@ -49,13 +53,31 @@ def _construct(node: LayerNode) -> keras.layers.Layer:
         if key.endswith("activation") and isinstance(value, str) and value not in _ACTIVATIONS:
             raise _located(node, f"unknown activation '{value}'{suggest(value, _ACTIVATIONS)}",
                            key)
+    kwargs = {key: _keras_object(node, key, value) for key, value in node.kwargs.items()}
     try:
-        return node.layer_class(**node.kwargs, name=node.name)
+        return node.layer_class(**kwargs, name=node.name)
     except Exception as exc:  # Keras validates arguments with TypeError, ValueError and more
         message = _first_lines(exc)
         named = [key for key in node.kwargs if f"`{key}`" in message or f"{key}=" in message]
         raise _located(node, f"Keras refused the arguments of {node.layer_class.__name__}: "
                              f"{message}", named[0] if len(named) == 1 else None) from None
+
+
+def _keras_object(node: LayerNode, key: str, value):
+    """`{name: {options}}` for an initializer, regularizer or constraint -> that object."""
+    suffix = next((suffix for suffix in _OBJECT_ARGUMENTS if key.endswith(suffix)), None)
+    if suffix is None or not isinstance(value, dict) or len(value) != 1 or "class_name" in value:
+        return value  # a name, a number or Keras's own {class_name, config} form
+    [(name, options)] = value.items()
+    module = _OBJECT_ARGUMENTS[suffix]
+    names = [name for name in dir(module) if name[0].islower() and
+             name not in ("get", "serialize", "deserialize")]
+    if name not in names:
+        raise _located(node, f"unknown {suffix[1:]} '{name}'{suggest(name, names)}", key)
+    try:
+        return getattr(module, name)(**(options or {}))
+    except Exception as exc:  # Keras checks the options with TypeError and ValueError
+        raise _located(node, _first_lines(exc), key) from None
 
 
 def _accepted_args(cls: type) -> set | None:
