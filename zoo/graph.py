@@ -23,15 +23,12 @@ from dataclasses import dataclass, field
 from zoo.expressions import substitute
 from zoo.layers import default_layer_name, layer_class, refused_layer_reason, LAYER_NAMES
 from zoo.source import Location, Mapping, Sequence, SpecError, describe, plain, suggest
-from zoo.spec import check_keys, check_mapping, check_positive_int, Spec
+from zoo.spec import (BLOCK_KEYS, INPUT_KEYS, REPEAT_KEYS, RESERVED_ARGS, Spec, check_keys,
+                      check_mapping, check_positive_int)
 
 MAX_REPEAT = 1_000
 MAX_LAYERS = 50_000
 MAX_BLOCK_NESTING = 32
-RESERVED_ARGS = ("name", "inputs", "when")
-REPEAT_KEYS = ("block", "times", "name", "start", "with", "each", "at") + RESERVED_ARGS
-BLOCK_KEYS = ("params", "inputs", "layers", "output", "description")
-INPUT_KEYS = ("shape", "dtype")
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 
 
