@@ -58,6 +58,7 @@ class Graph:
     layers: list[LayerNode]
     outputs: list[str]
     names: dict = field(default_factory=dict)  # full name -> where it was defined
+    block_kinds: dict = field(default_factory=dict)  # block instance name -> its block's name
 
 
 @dataclass
@@ -262,6 +263,7 @@ class _Expander:
             raise args.error("inputs", f"block '{kind}' takes {len(block_inputs)} input(s) "
                                        f"({', '.join(block_inputs)}), received {len(inputs)}")
         local, full = self._full_name(args, scope, kind)
+        self.graph.block_kinds[full] = kind
         inner = _Scope(prefix=full + "_", names=dict(zip(block_inputs, inputs)),
                        variables=variables, blocks=(*scope.blocks, full))
         self.block_stack.append(kind)
