@@ -92,7 +92,7 @@ def text_table(rows) -> str:
     lines = ["  ".join(cell.rjust(width) if index in numeric else cell.ljust(width)
                        for index, (cell, width) in enumerate(zip(row, widths))).rstrip()
              for row in table]
-    lines.insert(1, "-" * len(lines[0]))
+    lines.insert(1, "-" * max(map(len, lines)))
     return "\n".join(lines)
 
 

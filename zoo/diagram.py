@@ -31,7 +31,9 @@ COLORS = {"input": "#e8e8e8", "layer": "#fde9c9", "block": "#cfe2f3"}
 
 
 def _quote(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """A DOT string; line breaks become DOT's centred line breaks."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
 
 
 def _shape(tensor) -> str:

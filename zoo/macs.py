@@ -33,8 +33,7 @@ def layer_macs(layer: keras.layers.Layer) -> int | None:
     """
     if isinstance(layer, (*_CONVOLUTIONS, *_DEPTHWISE, keras.layers.Dense)):
         positions = _positions(layer.output)
-        kernel = layer.depthwise_kernel if isinstance(layer, _DEPTHWISE) else layer.kernel
-        return None if positions is None else positions * math.prod(kernel.shape)
+        return None if positions is None else positions * math.prod(layer.kernel.shape)
     if isinstance(layer, _TRANSPOSED):  # every input position is spread by the whole kernel
         positions = _positions(layer.input)
         return None if positions is None else positions * math.prod(layer.kernel.shape)
