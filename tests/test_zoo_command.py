@@ -53,6 +53,8 @@ PUBLISHED_MACS = {  # (our count, the published figure it must be within 3% of)
     # He et al. 2015, Table 1 (stride on the first 1x1 convolution, as here): 3.8 G and 11.3 G
     "resnet50": (3_857_973_248, 3.8e9),
     "resnet152": (11_282_415_616, 11.3e9),
+    # Simonyan & Zisserman 2015 (configuration D), commonly quoted as 15.5 G
+    "vgg16": (15_470_264_320, 15.5e9),
 }
 
 
@@ -189,8 +191,9 @@ def test_zoo_list_prints_every_spec(tmp_path, capsys):
                                              "accuracy": 0.973, "command": "zoo train ..."}}))
     assert cli.main(["list", "--specs", str(tmp_path / "specs"), "--results", str(results)]) == 0
     assert capsys.readouterr().out.splitlines() == [
-        "spec   family  parameters    MACs  input    dataset  reached here",
-        "-" * 78,
-        "lenet  CNN         61,706   417 k  28×28×1  mnist    97.3% (mnist_subset/test)",
-        "mlp    MLP      1,276,810  1.28 M  28×28×1  mnist    not trained here yet",
+        "spec   family  parameters (trainable)    MACs  input    dataset  reached here",
+        "-" * 90,
+        "lenet  CNN                     61,706   417 k  28×28×1  mnist    97.3% "
+        "(mnist_subset/test)",
+        "mlp    MLP                  1,276,810  1.28 M  28×28×1  mnist    not trained here yet",
     ]
