@@ -47,10 +47,12 @@ def read_results(path: str) -> dict:
 
 
 def reached(result: dict | None) -> str:
-    """'97.3% (mnist_subset/test)': the accuracy, or the loss of a model without one."""
+    """'97.3% (mnist_subset/test)': the accuracy, or the loss of a model without one; 'with
+    --set' when the command changed the spec (results/zoo.json has the command)."""
     if not result:
         return "not trained here yet"
-    where = f"({result['dataset']}/{result['split']})"
+    changed = ", with --set" if " --set " in f" {result.get('command', '')} " else ""
+    where = f"({result['dataset']}/{result['split']}{changed})"
     if "accuracy" in result:
         return f"{result['accuracy']:.1%} {where}"
     return f"loss {result['loss']:.4g} {where}"
