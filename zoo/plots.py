@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import textwrap
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -44,7 +45,8 @@ def plot_training_curves(histories: dict, path: str, title: str) -> None:
     names = _metric_names(epochs)
     rates = {epoch["lr"] for epoch in epochs if "lr" in epoch}
     panels = [*names, "lr"] if len(rates) > 1 else names  # a constant rate says nothing
-    figure = Figure(figsize=(4.6 * len(panels), 3.8), layout="constrained")
+    figure = Figure(figsize=(4.6 * len(panels), 3.8 + 0.2 * (len(starts) > 1)),
+                    layout="constrained")
     x = np.arange(1, len(epochs) + 1)
     for axes, name in zip(figure.subplots(1, len(panels), squeeze=False)[0], panels):
         for key, label in ((name, "train"), (f"val_{name}", "validation")):
@@ -62,9 +64,10 @@ def plot_training_curves(histories: dict, path: str, title: str) -> None:
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         for _, start in starts[1:]:
             axes.axvline(start + 0.5, color="grey", linestyle=":", linewidth=1)
-    if len(starts) > 1:
-        title += "   phases: " + ", ".join(f"{phase} (from epoch {start + 1})"
-                                           for phase, start in starts)
+    if len(starts) > 1:  # name the phases between the dotted lines, wrapped to the width
+        phases = "phases (first epoch): " + ", ".join(f"{phase} {start + 1}"
+                                                      for phase, start in starts)
+        title += "\n" + "\n".join(textwrap.wrap(phases, width=int(28 * len(panels))))
     figure.suptitle(title, fontsize="medium")
     figure.savefig(path, dpi=100)
 
