@@ -113,10 +113,12 @@ def _predict_arguments(parser: argparse.ArgumentParser) -> None:
 def _plot_arguments(parser: argparse.ArgumentParser) -> None:
     _add_spec(parser)
     parser.add_argument("-o", "--output", metavar="FILE",
-                        help="the picture to write; .png, .svg or .pdf (default: <spec name>.png)")
+                        help="the picture to write: .png, .svg, .pdf, or .dot for Graphviz's "
+                             "text (default: <spec name>.png)")
     parser.add_argument("--expand", nargs="*", metavar="BLOCK",
-                        help="draw blocks layer by layer: all of them, or only the named block "
-                             "instances (e.g. --expand stage2 stage3_block1)")
+                        help="draw what is inside blocks: alone, every block down to its layers; "
+                             "with names or patterns, those block instances one level down "
+                             "(e.g. --expand stage2 'stage3*')")
 
 
 def _list_arguments(parser: argparse.ArgumentParser) -> None:
@@ -185,20 +187,23 @@ examples:
 }
 
 
-def _parser(command: str, prog: str) -> argparse.ArgumentParser:
-    """The parser of one command, standing alone (train.py, evaluate.py)."""
-    summary, examples, add_arguments = COMMANDS[command]
-    parser = argparse.ArgumentParser(prog=prog, description=f"{summary[0].upper()}{summary[1:]}."
-                                     f"\n\n{examples}",
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser)
-    _add_verbose(parser)
-    return parser
+def _description(command: str) -> str:
+    summary, examples, _ = COMMANDS[command]
+    return f"{summary[0].upper()}{summary[1:]}.\n\n{examples}"
 
 
-def _add_verbose(parser: argparse.ArgumentParser) -> None:
+def _add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
+    COMMANDS[command][2](parser)
     parser.add_argument("--verbose", action="store_true",
                         help="show TensorFlow's own log output and full tracebacks")
+
+
+def _parser(command: str, prog: str) -> argparse.ArgumentParser:
+    """The parser of one command, standing alone (train.py, evaluate.py)."""
+    parser = argparse.ArgumentParser(prog=prog, description=_description(command),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_arguments(parser, command)
+    return parser
 
 
 def _zoo_parser() -> argparse.ArgumentParser:
@@ -207,12 +212,10 @@ def _zoo_parser() -> argparse.ArgumentParser:
         description="The Keras declarative model zoo: YAML specs -> Keras models -> SavedModels.",
         epilog="`zoo COMMAND --help` explains a command's arguments, with examples.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, (summary, examples, add_arguments) in COMMANDS.items():
-        sub = commands.add_parser(name, help=summary, description=f"{summary[0].upper()}"
-                                  f"{summary[1:]}.\n\n{examples}",
+    for name, (summary, _, _) in COMMANDS.items():
+        sub = commands.add_parser(name, help=summary, description=_description(name),
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-        add_arguments(sub)
-        _add_verbose(sub)
+        _add_arguments(sub, name)
     return parser
 
 
@@ -220,26 +223,30 @@ def main(argv=None) -> int:
     """`zoo COMMAND ...` (the console script and `python -m zoo`)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     args = _zoo_parser().parse_args(argv)
-    return _dispatch(args, shlex.join(["zoo", *argv]))
+    args.command_line = shlex.join(["zoo", *argv])  # recorded with a training run's result
+    return _dispatch(args)
+
+
+def parse_train_arguments(argv) -> argparse.Namespace:
+    """train.py's arguments, as `train_main` parses them (the multi-worker test uses them)."""
+    args = _parser("train", "train.py").parse_args(argv)
+    args.command, args.command_line = "train", shlex.join(["python", "train.py", *argv])
+    return args
 
 
 def train_main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    args = _parser("train", "train.py").parse_args(argv)
-    args.command = "train"
-    return _dispatch(args, shlex.join(["python", "train.py", *argv]))
+    return _dispatch(parse_train_arguments(sys.argv[1:] if argv is None else list(argv)))
 
 
 def evaluate_main(argv=None) -> int:
     args = _parser("evaluate", "evaluate.py").parse_args(argv)
     args.command = "evaluate"
-    return _dispatch(args, "")
+    return _dispatch(args)
 
 
-def _dispatch(args, command_line: str) -> int:
+def _dispatch(args) -> int:
     from zoo import commands
 
-    args.command_line = command_line  # recorded with the results of a training run
     if args.command != "schema":  # the schema needs no TensorFlow
         _import_tensorflow(args.verbose)
     return _run(lambda: commands.RUN[args.command](args), args.verbose)

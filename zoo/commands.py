@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sys
 
-EXIT_OK, EXIT_BAD_INPUT = 0, 2
+from zoo.cli import EXIT_BAD_INPUT, EXIT_OK
 
 
 def train(args) -> int:
