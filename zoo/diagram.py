@@ -114,9 +114,9 @@ def architecture_dot(spec: Spec, graph: Graph, model: keras.Model, expanded: set
     """The DOT text of the spec's architecture; top to bottom, one box per layer or block."""
     drawing = _Drawing(graph, model, expanded, expand_all)
     counts = parameter_counts(model)
-    title = (f"{spec.name}: {counts['total_params']:,} parameters "
-             f"({counts['trainable_params']:,} trainable), "
-             f"{format_macs(model_macs(model))} multiply-accumulates per example")
+    title = (f"{spec.name}\n{counts['total_params']:,} parameters "
+             f"({counts['trainable_params']:,} trainable)"
+             f"\n{format_macs(model_macs(model))} multiply-accumulates per example")
     lines = ["digraph architecture {", "  rankdir=TB; nodesep=0.25; ranksep=0.3;",
              f"  label={_quote(title)}; labelloc=t; fontname=Helvetica; fontsize=16;",
              '  node [shape=box, style="rounded,filled", fontname=Helvetica, fontsize=11];',
