@@ -196,3 +196,19 @@ def test_zoo_list_prints_every_spec(tmp_path, capsys):
         "(mnist_subset/test)",
         "mlp    MLP                  1,276,810  1.28 M  28×28×1  mnist    not trained here yet",
     ]
+
+
+def test_zoo_list_update_replaces_only_the_table_between_the_markers(tmp_path):
+    from zoo import catalog
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# Title\n\n{catalog.BEGIN_MARKER}\nold table\n{catalog.END_MARKER}\n"
+                      "after\n")
+    assert catalog.update_file(str(readme), "| new | table |")
+    assert readme.read_text() == (f"# Title\n\n{catalog.BEGIN_MARKER}\n| new | table |\n"
+                                  f"{catalog.END_MARKER}\nafter\n")
+    assert not catalog.update_file(str(readme), "| new | table |")  # already current
+    readme.write_text("no markers\n")
+    with pytest.raises(zoo.SpecError) as caught:
+        catalog.update_file(str(readme), "| new | table |")
+    assert str(caught.value).startswith(f"{readme}: no zoo table markers; put the lines")

@@ -54,8 +54,12 @@ def evaluate(args) -> int:
             json.dump(metrics, handle, indent=2)
     if "confusion_matrix" in metrics:
         picture = args.confusion_matrix or confusion_matrix_path(directory, metrics)
-        plot_confusion_matrix(metrics, picture)
-        print(f"confusion matrix picture: {picture}")
+        try:
+            plot_confusion_matrix(metrics, picture)
+            print(f"confusion matrix picture: {picture}")
+        except OSError as exc:  # e.g. a read-only model store: the metrics above still stand
+            print(f"warning: cannot write {picture} ({exc.strerror}); choose another place "
+                  "with --confusion-matrix PNG", file=sys.stderr)
     return EXIT_OK
 
 
