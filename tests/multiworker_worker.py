@@ -10,10 +10,10 @@ import sys
 
 import numpy as np
 
-from zoo.cli import _train_parser
+from zoo.cli import parse_train_arguments
 from zoo.run import run_training
 
 spec, output, weights_file, *rest = sys.argv[1:]
-args = _train_parser().parse_args([spec, "--output", output, *rest])
+args = parse_train_arguments([spec, "--output", output, *rest])
 model, _ = run_training(args, log=lambda message: print(message, flush=True))
 np.savez(weights_file, *[np.asarray(weight) for weight in model.weights])

@@ -17,7 +17,8 @@ def test_dry_run_prints_layer_table_and_counts():
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "lenet (specs/lenet.yaml)"
-    assert any(line.split() == ["conv1", "Conv2D", "(28,", "28,", "6)", "156"] for line in lines)
+    assert any(line.split() == ["conv1", "Conv2D", "(28,", "28,", "6)", "156", "117,600"]
+               for line in lines)
     assert "Total params: 61,706   Trainable: 61,706   Non-trainable: 0" in lines
     assert result.stderr == ""  # TensorFlow's start-up noise is hidden
 
@@ -26,9 +27,9 @@ def test_dry_run_with_set_override():
     result = run_train("specs/resnet20.yaml", "--dry-run", "--set", "model.vars.n=9")
     assert result.returncode == 2  # the inherited `expect` no longer holds, and says so
     assert "Trainable: 853,018" in result.stdout
-    assert result.stderr == ("expect mismatch: specs/resnet20.yaml:5:28: expect.trainable_params: "
+    assert result.stderr == ("expect mismatch: specs/resnet20.yaml:6:28: expect.trainable_params: "
                              "expected 269,722, the model has 853,018\n"
-                             "expect mismatch: specs/resnet20.yaml:5:50: expect.total_params: "
+                             "expect mismatch: specs/resnet20.yaml:6:50: expect.total_params: "
                              "expected 271,098, the model has 857,082\n")
 
 

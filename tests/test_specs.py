@@ -5,6 +5,7 @@ import keras
 import pytest
 
 import zoo
+from zoo import catalog
 from conftest import ROOT, SPECS
 from zoo.summary import check_expectations, parameter_counts
 
@@ -26,6 +27,24 @@ def test_spec_declares_what_it_expects(built):
 def test_parameter_counts_and_output_shape_match_expect(built):
     spec, model = built
     assert check_expectations(spec, model) == []
+
+
+README_TABLE = catalog.embedded_table((ROOT / "README.md").read_text())
+
+
+def test_readme_zoo_table_row_is_current(built):
+    """The README's zoo table is `zoo list --update README.md`'s output (checked row by row
+    on the models built here; the rows' order and the header are checked below)."""
+    spec, model = built
+    results = catalog.read_results(ROOT / "results" / "zoo.json")
+    row = catalog.markdown_row(catalog.catalog_row(spec, model, results))
+    assert row in README_TABLE.splitlines(), "regenerate it: zoo list --update README.md"
+
+
+def test_readme_zoo_table_lists_every_spec_in_order():
+    lines = README_TABLE.splitlines()
+    assert lines[:2] == catalog.markdown_table([]).splitlines()
+    assert [line.split(" | ")[0].strip("|` ") for line in lines[2:]] == [p.stem for p in SPECS]
 
 
 def test_layer_names_are_unique(built):
@@ -84,3 +103,12 @@ def test_resnet50_keras_reproduces_keras_applications_layer_for_layer():
     assert [(w.path, tuple(w.shape)) for w in ours.weights] == \
            [(w.path, tuple(w.shape)) for w in theirs.weights]
     assert ours.count_params() == theirs.count_params() == 25_636_712
+
+
+def test_vgg16_matches_keras_applications():
+    ours = zoo.build_model(ROOT / "specs" / "vgg16.yaml")
+    theirs = keras.applications.VGG16(weights=None)
+    assert [(layer.name, layer.count_params()) for layer in ours.layers[1:]
+            if not isinstance(layer, keras.layers.Dropout)] == \
+        [(layer.name, layer.count_params()) for layer in theirs.layers[1:]]
+    assert ours.count_params() == theirs.count_params() == 138_357_544

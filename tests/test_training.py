@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import zoo
+
 from conftest import ROOT, kill_after_epochs
 
 TINY = """\
@@ -45,8 +47,27 @@ def tiny(tmp_path):
     return tmp_path
 
 
-def test_train_export_evaluate(tiny):
-    result = run("train.py", "tiny.yaml", "--output", "exports", cwd=tiny)
+def picture_size(path: Path) -> tuple:
+    from PIL import Image
+
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        return image.size
+
+
+def tensorboard_steps(directory: Path, tag: str) -> list:
+    import tensorflow as tf
+
+    (events,) = directory.glob("events.out.tfevents.*")
+    records = (tf.compat.v1.Event.FromString(record.numpy())
+               for record in tf.data.TFRecordDataset(str(events)))
+    return sorted(event.step for event in records
+                  if any(value.tag == tag for value in event.summary.value))
+
+
+def test_train_export_evaluate_predict(tiny):
+    result = run("train.py", "tiny.yaml", "--output", "exports", "--tensorboard", "logs",
+                 cwd=tiny)
     assert result.returncode == 0, result.stderr
     assert "training tiny on digits (1,437 train / 360 eval images)" in result.stdout
     assert "epoch 3/3" in result.stdout and result.stderr == ""
@@ -57,6 +78,14 @@ def test_train_export_evaluate(tiny):
     assert not (tiny / "exports" / "tiny" / "checkpoint").exists()  # removed once exported
     trained = json.loads((version / "metrics.json").read_text())
     assert trained["accuracy"] > 0.85  # 3 epochs of a small MLP on 8x8 digits
+    width, height = picture_size(version / "training.png")
+    assert 600 <= width <= 2000 and 250 <= height <= 600
+    for kind in ("train", "validation"):  # TensorBoard's two sides, each with every epoch
+        assert tensorboard_steps(tiny / "logs" / "train" / kind, "accuracy") == [1, 2, 3]
+    results = json.loads((tiny / "results" / "zoo.json").read_text())
+    assert results["tiny"]["accuracy"] == trained["accuracy"]
+    assert results["tiny"]["command"] == ("python train.py tiny.yaml --output exports "
+                                          "--tensorboard logs")
 
     result = run("evaluate.py", version, "--json", "metrics.json", cwd=tiny)
     assert result.returncode == 0, result.stderr
@@ -64,12 +93,44 @@ def test_train_export_evaluate(tiny):
     assert evaluated["accuracy"] == pytest.approx(trained["accuracy"], abs=1e-6)
     assert evaluated["examples"] == 360
     assert sum(map(sum, evaluated["confusion_matrix"]["rows_true_columns_predicted"])) == 360
+    assert picture_size(version / "confusion_matrix-digits-test.png")[0] >= 500
     assert "confusion matrix (rows: true class, columns: predicted):" in result.stdout
 
     # a second run is a second version; the first stays as it was
     assert run("train.py", "tiny.yaml", "--output", "exports", "--set", "train.epochs=1",
                cwd=tiny).returncode == 0
     assert sorted(os.listdir(tiny / "exports" / "tiny")) == ["1", "2"]
+    check_predictions(tiny, version)
+
+
+def check_predictions(folder: Path, version: Path):
+    """`zoo predict` on real digits saved as image files: a small grey one and a large RGB
+    one (converted and resized to the export's 8x8x1), and a file that is no image."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    pixels = (digits.images[:2] * 255 / 16).astype(np.uint8)
+    (folder / "mine").mkdir()
+    Image.fromarray(pixels[0]).save(folder / "mine" / "zero.png")
+    Image.fromarray(pixels[1]).convert("RGB").resize((64, 64)).save(folder / "mine" / "one.jpg")
+    result = subprocess.run([sys.executable, "-m", "zoo", "predict", str(version), "mine",
+                             "--top", "3"], cwd=folder, capture_output=True, text=True,
+                            timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert [lines[0], lines[4]] == ["mine/one.jpg", "mine/zero.png"]
+    assert lines[5].split()[1] == "0"  # the most probable class of the zero is 0
+    probabilities = [float(line.split()[0].rstrip("%")) for line in lines[5:8]]
+    assert probabilities == sorted(probabilities, reverse=True) and sum(probabilities) <= 100.01
+    (folder / "notes.png").write_text("not a picture")
+    result = subprocess.run([sys.executable, "-m", "zoo", "predict", str(version), "notes.png"],
+                            cwd=folder, capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == ("error: notes.png: not an image TensorFlow can read (PNG, JPEG, "
+                             "GIF or BMP)\n")
+
 
 
 def test_export_serves_in_a_process_that_never_imported_zoo(tiny):
@@ -258,6 +319,12 @@ export:
     trained = json.loads((version / "metrics.json").read_text())
     assert metrics["binary_crossentropy"] == pytest.approx(trained["loss"], rel=1e-4)
     assert 0 < metrics["mean_squared_error"] < 0.2
+
+    from zoo.predict import Predictor
+    with pytest.raises(zoo.SpecError) as caught:
+        Predictor(str(version))
+    assert str(caught.value) == (f"{version}: the export returns reconstruction, code, not "
+                                 "class probabilities; predict needs a classifier")
 
 
 def test_an_unwritable_output_fails_before_training(tiny):

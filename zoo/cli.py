@@ -1,24 +1,21 @@
-"""Command lines of train.py and evaluate.py: parse, run, map failures to exit codes.
+"""The `zoo` command (and train.py, evaluate.py): parse arguments, run, map failures to exit codes.
 
-Exit codes (the contract in DESIGN.md): 0 success, 2 bad input (a one-paragraph
-message on stderr, never a traceback), 1 anything else.
+    zoo train SPEC | evaluate EXPORT | predict EXPORT IMAGE... | summary SPEC | plot SPEC
+        | list | schema
+
+Every subcommand's parser is built here once; `train.py` and `evaluate.py` use the same ones.
+What each command does is in `zoo.commands`. Exit codes (the contract in DESIGN.md): 0
+success, 2 bad input (a one-paragraph message on stderr, never a traceback), 1 anything else.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
-
-TRAIN_USAGE = """\
-Train a model described by a YAML spec, or show it with --dry-run.
-
-examples:
-  python train.py specs/lenet.yaml --dry-run
-  python train.py specs/resnet50.yaml --dry-run --set model.vars.depths=[3,4,23,3]
-"""
 
 
 def _import_tensorflow(verbose: bool) -> None:
@@ -46,24 +43,36 @@ def _import_tensorflow(verbose: bool) -> None:
     absl_logging.set_verbosity(absl_logging.ERROR)  # TFDS's informational warnings
 
 
-def _add_shared_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--download", action="store_true",
-                        help="let TFDS download a dataset that is not on this machine yet")
-    parser.add_argument("--verbose", action="store_true",
-                        help="show TensorFlow's own log output and full tracebacks")
+# --- arguments shared by several commands -----------------------------------------------------
 
 
-def _train_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="train.py", description=TRAIN_USAGE,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+def _add_spec(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", help="the spec file, e.g. specs/alexnet.yaml")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="KEY=VALUE",
                         help="override a spec value (YAML), e.g. --set train.epochs=3; repeatable")
+
+
+def _add_download(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--download", action="store_true",
+                        help="let TFDS download a dataset that is not on this machine yet")
+
+
+def _add_export(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("export", help="an export version directory, e.g. exports/lenet/1, or "
+                                       "a spec's export folder (exports/lenet) for its newest")
+
+
+# --- the subcommands: (one-line help, examples, arguments) -------------------------------------
+
+
+def _train_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_spec(parser)
     parser.add_argument("--output", default="exports", metavar="DIR",
                         help="where exports go: DIR/<spec name>/<version>/ (default: exports)")
     parser.add_argument("--dry-run", action="store_true",
-                        help="build the model, print its layers and parameter counts; no training")
+                        help="build the model, print its layers, parameter counts and "
+                             "multiply-accumulates (as `zoo summary`); no training")
     parser.add_argument("--strategy", choices=("default", "mirrored", "multi_worker"),
                         help="tf.distribute strategy (default: multi_worker when TF_CONFIG names "
                              "several workers, mirrored over several GPUs, else default)")
@@ -72,84 +81,175 @@ def _train_parser() -> argparse.ArgumentParser:
                              "without GPUs; use with --strategy mirrored)")
     parser.add_argument("--restart", action="store_true",
                         help="discard an unfinished run's checkpoint instead of resuming it")
-    _add_shared_options(parser)
-    return parser
+    parser.add_argument("--tensorboard", metavar="DIR",
+                        help="also write TensorBoard logs of every epoch to DIR "
+                             "(view with: tensorboard --logdir DIR)")
+    parser.add_argument("--results", default="results/zoo.json", metavar="FILE",
+                        help="record the accuracy reached, with this command, under the spec's "
+                             "name in FILE, which `zoo list` shows (default: results/zoo.json; "
+                             "--results '' records nothing)")
+    _add_download(parser)
 
 
-def train_main(argv=None) -> int:
-    args = _train_parser().parse_args(argv)
-    _import_tensorflow(args.verbose)
-    return _run(lambda: _train(args), args.verbose)
-
-
-def _train(args) -> int:
-    from zoo.build import build_model
-    from zoo.spec import load_spec
-    from zoo.summary import check_expectations, layer_table
-
-    if not args.dry_run:
-        from zoo.run import run_training
-
-        run_training(args, log=lambda message: print(message, flush=True))
-        return EXIT_OK
-    spec = load_spec(args.spec, args.overrides)
-    model = build_model(spec)
-    print(f"{spec.name} ({spec.file})")
-    if spec.description:
-        print(" ".join(spec.description.split()))
-    print()
-    print(layer_table(model))
-    problems = check_expectations(spec, model)
-    for problem in problems:
-        print(f"expect mismatch: {problem}", file=sys.stderr)
-    if spec.expect and not problems:
-        print("expect: " + ", ".join(f"{key} {value:,}" if isinstance(value, int) else
-                                     f"{key} {list(value)}" for key, value in spec.expect.items())
-              + ": all match")
-    return EXIT_BAD_INPUT if problems else EXIT_OK
-
-
-EVALUATE_USAGE = """\
-Evaluate an export on a dataset split, from the SavedModel alone.
-
-examples:
-  python evaluate.py exports/lenet/1
-  python evaluate.py exports/lenet/1 --dataset mnist_subset --split train --json metrics.json
-"""
-
-
-def _evaluate_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="evaluate.py", description=EVALUATE_USAGE,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("export", help="an export version directory, e.g. exports/lenet/1, or "
-                                       "a spec's export folder (exports/lenet) for its newest")
+def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_export(parser)
     parser.add_argument("--dataset", help="dataset to evaluate on (default: the training one)")
     parser.add_argument("--split", help="split to evaluate on (default: the spec's eval split)")
     parser.add_argument("--json", metavar="PATH", help="also write the metrics as JSON here")
-    _add_shared_options(parser)
+    parser.add_argument("--confusion-matrix", metavar="PNG",
+                        help="where the confusion matrix picture goes (default: "
+                             "EXPORT/confusion_matrix-<dataset>-<split>.png)")
+    _add_download(parser)
+
+
+def _predict_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_export(parser)
+    parser.add_argument("images", nargs="+", metavar="IMAGE",
+                        help="PNG, JPEG, GIF or BMP files, or folders of them")
+    parser.add_argument("--top", type=int, default=5, metavar="K",
+                        help="how many classes to show per image (default: 5)")
+
+
+def _plot_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_spec(parser)
+    parser.add_argument("-o", "--output", metavar="FILE",
+                        help="the picture to write: .png, .svg, .pdf, or .dot for Graphviz's "
+                             "text (default: <spec name>.png)")
+    parser.add_argument("--expand", nargs="*", metavar="BLOCK",
+                        help="draw what is inside blocks: alone, every block down to its layers; "
+                             "with names or patterns, those block instances one level down "
+                             "(e.g. --expand stage2 'stage3*')")
+
+
+def _list_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--specs", default="specs", metavar="DIR",
+                        help="the folder of spec files (default: specs)")
+    parser.add_argument("--results", default="results/zoo.json", metavar="FILE",
+                        help="the results training runs record (default: results/zoo.json)")
+    parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    parser.add_argument("--update", metavar="FILE",
+                        help="replace the Markdown table between the `zoo list` markers in FILE "
+                             "(README.md) instead of printing")
+
+
+def _schema_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-o", "--output", metavar="FILE",
+                        help="write the schema to FILE instead of standard output")
+
+
+COMMANDS = {
+    "train": ("train a spec on its dataset and export it", """\
+examples:
+  zoo train specs/lenet.yaml --set data.dataset=mnist_subset
+  zoo train specs/resnet20.yaml --set data.dataset=mnist_subset --set train.epochs=3 \\
+      --tensorboard logs/resnet20
+  zoo train specs/lenet.yaml --dry-run          # the same as `zoo summary`
+""", _train_arguments),
+    "evaluate": ("evaluate an export on a dataset split, from the SavedModel alone", """\
+examples:
+  zoo evaluate exports/lenet                   # the newest version
+  zoo evaluate exports/lenet/1 --dataset mnist_subset --split train --json metrics.json
+""", _evaluate_arguments),
+    "predict": ("top classes of your own images, from an export alone", """\
+Images are converted to the export's input (grey or RGB, resized) as training did.
+
+examples:
+  zoo predict exports/lenet my_digit.png
+  zoo predict exports/lenet/1 photos/ --top 3
+""", _predict_arguments),
+    "summary": ("layer table, parameter counts and multiply-accumulates of a spec", """\
+examples:
+  zoo summary specs/alexnet.yaml
+  zoo summary specs/resnet50.yaml --set model.vars.depths=[3,4,23,3]
+""", _add_spec),
+    "plot": ("a picture of a spec's architecture (needs Graphviz's `dot`)", """\
+Block level by default: each top-level block (e.g. a ResNet stage) is one box with its
+output shape and parameters; --expand draws the layers inside.
+
+examples:
+  zoo plot specs/resnet152.yaml -o resnet152.png
+  zoo plot specs/resnet50.yaml -o resnet50.svg --expand stage1
+  zoo plot specs/lenet.yaml -o lenet.png --expand
+""", _plot_arguments),
+    "list": ("every spec with its parameters, MACs, input, dataset and accuracy reached", """\
+examples:
+  zoo list
+  zoo list --markdown
+  zoo list --update README.md                  # regenerate the README's table
+""", _list_arguments),
+    "schema": ("the JSON Schema of the spec language, for editors", """\
+Editors with the YAML language server check and complete a spec that starts with
+  # yaml-language-server: $schema=spec.schema.json
+
+examples:
+  zoo schema -o specs/spec.schema.json
+""", _schema_arguments),
+}
+
+
+def _description(command: str) -> str:
+    summary, examples, _ = COMMANDS[command]
+    return f"{summary[0].upper()}{summary[1:]}.\n\n{examples}"
+
+
+def _add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
+    COMMANDS[command][2](parser)
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's own log output and full tracebacks")
+
+
+def _parser(command: str, prog: str) -> argparse.ArgumentParser:
+    """The parser of one command, standing alone (train.py, evaluate.py)."""
+    parser = argparse.ArgumentParser(prog=prog, description=_description(command),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_arguments(parser, command)
     return parser
 
 
+def _zoo_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="zoo", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="The Keras declarative model zoo: YAML specs -> Keras models -> SavedModels.",
+        epilog="`zoo COMMAND --help` explains a command's arguments, with examples.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (summary, _, _) in COMMANDS.items():
+        sub = commands.add_parser(name, help=summary, description=_description(name),
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+        _add_arguments(sub, name)
+    return parser
+
+
+def main(argv=None) -> int:
+    """`zoo COMMAND ...` (the console script and `python -m zoo`)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = _zoo_parser().parse_args(argv)
+    args.command_line = shlex.join(["zoo", *argv])  # recorded with a training run's result
+    return _dispatch(args)
+
+
+def parse_train_arguments(argv) -> argparse.Namespace:
+    """train.py's arguments, as `train_main` parses them (the multi-worker test uses them)."""
+    args = _parser("train", "train.py").parse_args(argv)
+    args.command, args.command_line = "train", shlex.join(["python", "train.py", *argv])
+    return args
+
+
+def train_main(argv=None) -> int:
+    return _dispatch(parse_train_arguments(sys.argv[1:] if argv is None else list(argv)))
+
+
 def evaluate_main(argv=None) -> int:
-    args = _evaluate_parser().parse_args(argv)
-    _import_tensorflow(args.verbose)
-    return _run(lambda: _evaluate(args), args.verbose)
+    args = _parser("evaluate", "evaluate.py").parse_args(argv)
+    args.command = "evaluate"
+    return _dispatch(args)
 
 
-def _evaluate(args) -> int:
-    import json
+def _dispatch(args) -> int:
+    from zoo import commands
 
-    from zoo.evaluation import evaluate_export, newest_version, report
-
-    directory = newest_version(args.export)
-    if directory != args.export:
-        print(f"evaluating the newest version, {directory}")
-    metrics = evaluate_export(directory, args.dataset, args.split, args.download)
-    print(report(metrics))
-    if args.json:
-        with open(args.json, "w") as handle:
-            json.dump(metrics, handle, indent=2)
-    return EXIT_OK
+    if args.command != "schema":  # the schema needs no TensorFlow
+        _import_tensorflow(args.verbose)
+    return _run(lambda: commands.RUN[args.command](args), args.verbose)
 
 
 def _run(job, verbose: bool) -> int:

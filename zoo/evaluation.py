@@ -20,32 +20,37 @@ from zoo.source import SpecError
 BATCH_SIZE = 256
 
 
-def _bad_export(directory: str, message: str) -> SpecError:
+def bad_export(directory: str, message: str) -> SpecError:
     return SpecError(None, "", f"{directory}: {message}")
+
+
+def load_saved_model(directory: str):
+    """The SavedModel of an export directory, checked to have a serving_default signature."""
+    if not os.path.isdir(directory):
+        raise bad_export(directory, "no such export directory")
+    if not os.path.exists(os.path.join(directory, "saved_model.pb")):
+        raise bad_export(directory, "not a SavedModel (no saved_model.pb); give an export "
+                                     "version such as exports/lenet/1, or the spec's folder "
+                                     "(exports/lenet) for its newest version")
+    try:
+        loaded = tf.saved_model.load(directory)
+    except Exception as exc:  # TensorFlow reports damaged files with many exception types
+        raise bad_export(directory, f"the SavedModel cannot be loaded: "
+                                     f"{str(exc).strip().splitlines()[0]}") from None
+    if "serving_default" not in loaded.signatures:
+        raise bad_export(directory, "the SavedModel has no serving_default signature")
+    return loaded
 
 
 def load_export(directory: str):
     """(the loaded SavedModel, its metadata.json) of an export directory, checked."""
-    if not os.path.isdir(directory):
-        raise _bad_export(directory, "no such export directory")
-    if not os.path.exists(os.path.join(directory, "saved_model.pb")):
-        raise _bad_export(directory, "not a SavedModel (no saved_model.pb); give an export "
-                                     "version such as exports/lenet/1, or the spec's folder "
-                                     "(exports/lenet) for its newest version")
+    loaded = load_saved_model(directory)
     try:
         with open(os.path.join(directory, "metadata.json")) as handle:
             metadata = json.load(handle)
     except (OSError, ValueError) as exc:
-        raise _bad_export(directory, f"metadata.json is missing or damaged ({exc}); was this "
+        raise bad_export(directory, f"metadata.json is missing or damaged ({exc}); was this "
                                      "written by train.py?") from None
-    try:
-        loaded = tf.saved_model.load(directory)
-    except Exception as exc:  # TensorFlow reports damaged files with many exception types
-        raise _bad_export(directory, f"the SavedModel cannot be loaded: "
-                                     f"{str(exc).strip().splitlines()[0]}") from None
-    signatures = loaded.signatures
-    if "serving_default" not in signatures:
-        raise _bad_export(directory, "the SavedModel has no serving_default signature")
     return loaded, metadata
 
 

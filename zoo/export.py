@@ -3,10 +3,11 @@
 Each version directory holds the SavedModel (`saved_model.pb`, `variables/`)
 and beside it `model.keras` (to train further), `spec.yaml` (the resolved
 spec), `labels.txt`, `metadata.json` (input, outputs, dataset, versions),
-`history.json` and `metrics.json`. The SavedModel's `serving_default` takes the
-raw images as the dataset yields them (uint8) under the dataset's input name,
-applies the spec's preprocessing inside, and returns named outputs; a second
-signature, `preprocess`, returns just the preprocessed input.
+`history.json`, `metrics.json` and `training.png` (loss and metrics per epoch).
+The SavedModel's `serving_default` takes the raw images as the dataset yields
+them (uint8) under the dataset's input name, applies the spec's preprocessing
+inside, and returns named outputs; a second signature, `preprocess`, returns
+just the preprocessed input.
 
 A version is written into a hidden temporary directory and renamed into place
 at the end: a crash leaves no half-written version, and two runs exporting at
@@ -28,6 +29,7 @@ import tensorflow as tf
 import yaml
 
 from zoo.data import DataInfo, preprocess
+from zoo.plots import plot_training_curves
 from zoo.source import SpecError, plain
 from zoo.spec import Spec
 
@@ -118,6 +120,8 @@ def _write_version(directory, spec, model, info: DataInfo, history, metrics, dat
     for name, value in (("metadata", metadata), ("history", history), ("metrics", metrics)):
         with open(os.path.join(directory, f"{name}.json"), "w") as handle:
             json.dump(value, handle, indent=2, default=float)
+    plot_training_curves(history, os.path.join(directory, "training.png"),
+                         f"{spec.name} on {dataset['name']}")
     _fsync_tree(directory)
 
 

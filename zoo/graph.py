@@ -23,15 +23,12 @@ from dataclasses import dataclass, field
 from zoo.expressions import substitute
 from zoo.layers import default_layer_name, layer_class, refused_layer_reason, LAYER_NAMES
 from zoo.source import Location, Mapping, Sequence, SpecError, describe, plain, suggest
-from zoo.spec import check_keys, check_mapping, check_positive_int, Spec
+from zoo.spec import (BLOCK_KEYS, INPUT_KEYS, REPEAT_KEYS, RESERVED_ARGS, Spec, check_keys,
+                      check_mapping, check_positive_int)
 
 MAX_REPEAT = 1_000
 MAX_LAYERS = 50_000
 MAX_BLOCK_NESTING = 32
-RESERVED_ARGS = ("name", "inputs", "when")
-REPEAT_KEYS = ("block", "times", "name", "start", "with", "each", "at") + RESERVED_ARGS
-BLOCK_KEYS = ("params", "inputs", "layers", "output", "description")
-INPUT_KEYS = ("shape", "dtype")
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 
 
@@ -61,6 +58,7 @@ class Graph:
     layers: list[LayerNode]
     outputs: list[str]
     names: dict = field(default_factory=dict)  # full name -> where it was defined
+    block_kinds: dict = field(default_factory=dict)  # block instance name -> its block's name
 
 
 @dataclass
@@ -265,6 +263,7 @@ class _Expander:
             raise args.error("inputs", f"block '{kind}' takes {len(block_inputs)} input(s) "
                                        f"({', '.join(block_inputs)}), received {len(inputs)}")
         local, full = self._full_name(args, scope, kind)
+        self.graph.block_kinds[full] = kind
         inner = _Scope(prefix=full + "_", names=dict(zip(block_inputs, inputs)),
                        variables=variables, blocks=(*scope.blocks, full))
         self.block_stack.append(kind)

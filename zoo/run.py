@@ -16,7 +16,9 @@ from zoo.export import check_writable, export
 from zoo.pretrain import phases, set_trainable
 from zoo.source import SpecError, plain
 from zoo.spec import Spec, load_spec
-from zoo.training import Splits, choose_strategy, is_chief, stop_between_steps_on_ctrl_c, train
+from zoo.catalog import record_result
+from zoo.training import (Splits, TensorBoardLog, choose_strategy, is_chief,
+                           stop_between_steps_on_ctrl_c, train)
 
 CACHE_LIMIT_BYTES = 2 << 30  # raw uint8 splits smaller than this stay in memory
 
@@ -84,9 +86,10 @@ STRATEGY_NAMES = {"CollectiveAllReduceStrategy": "MultiWorkerMirroredStrategy",
 
 
 def run_phases(steps, model, strategy, checkpoints: str, fingerprint: str, chief: bool,
-               log) -> dict:
+               log, tensorboard: str | None = None) -> dict:
     """Run each phase in order; a finished phase is skipped and its final weights loaded, so
-    the next phase starts from exactly what it ended with. Returns the histories by phase."""
+    the next phase starts from exactly what it ended with. Returns the histories by phase.
+    With `tensorboard` (a directory), the chief also writes TensorBoard logs there."""
     histories = {}
     for phase in steps:
         state = RunState(os.path.join(checkpoints, phase.name), fingerprint, chief)
@@ -95,8 +98,9 @@ def run_phases(steps, model, strategy, checkpoints: str, fingerprint: str, chief
             histories[phase.name] = state.history
             continue
         set_trainable(model, phase.trainable)
+        board = TensorBoardLog(tensorboard, phase.name) if tensorboard and chief else None
         histories[phase.name] = train(phase.section, phase.model, phase.splits, strategy, state,
-                                      log, title=phase.title)
+                                      log, title=phase.title, tensorboard=board)
         set_trainable(model, {layer.name for layer in model.layers})
         state.complete(model)
     return histories
@@ -136,7 +140,8 @@ def run_training(args, log=print):
         check_model_fits_data(spec, model, info)
         steps = phases(spec, model, labeled, unlabeled)
     with stop_between_steps_on_ctrl_c():
-        histories = run_phases(steps, model, strategy, checkpoints, fingerprint, chief, log)
+        histories = run_phases(steps, model, strategy, checkpoints, fingerprint, chief, log,
+                               args.tensorboard)
     final = {key[4:]: value for key, value in histories[steps[-1].name][-1].items()
              if key.startswith("val_")}
     directory = None
@@ -147,4 +152,7 @@ def run_training(args, log=print):
                            dataset=dataset)
         log(f"exported {directory}")
         shutil.rmtree(checkpoints, ignore_errors=True)
+        if args.results:
+            record_result(args.results, spec.name, final, dataset, args.command_line, directory)
+            log(f"recorded the result in {args.results}")
     return model, directory

@@ -31,6 +31,7 @@ class Spec:
     pretrain: Mapping = field(default_factory=Mapping)
     expect: Mapping = field(default_factory=Mapping)
     description: str = ""
+    family: str = ""  # what `zoo list` groups it under, e.g. ResNet
     document: Mapping = field(default_factory=Mapping)  # the whole merged spec, for the export
 
 
@@ -103,8 +104,8 @@ def split_call(value, container, key, what: str):
 
 # --- sections ---------------------------------------------------------------------------------
 
-TOP_LEVEL_KEYS = ("extends", "description", "model", "data", "pretrain", "train", "export",
-                  "expect")
+TOP_LEVEL_KEYS = ("extends", "description", "family", "model", "data", "pretrain", "train",
+                  "export", "expect")
 MODEL_KEYS = ("inputs", "layers", "outputs", "blocks", "vars", "defaults")
 DATA_KEYS = ("dataset", "train_split", "eval_split", "validation_split", "preprocess",
              "augment", "shuffle_buffer")
@@ -126,6 +127,11 @@ EXPECT_KEYS = ("total_params", "trainable_params", "output_shape")
 # Learning-rate schedules expressed in epochs, which Keras lacks; Keras's own
 # LearningRateSchedule classes (in steps) are accepted by name as well.
 EPOCH_SCHEDULES = ("step", "plateau")
+# The model graph's own keys (checked while it is expanded, in graph.py).
+RESERVED_ARGS = ("name", "inputs", "when")  # arguments of any node that belong to the zoo
+REPEAT_KEYS = ("block", "times", "name", "start", "with", "each", "at") + RESERVED_ARGS
+BLOCK_KEYS = ("params", "inputs", "layers", "output", "description")
+INPUT_KEYS = ("shape", "dtype")
 
 
 def check_choice(value, container, key, choices):
@@ -143,60 +149,76 @@ def check_number_list(value, container, key):
     return value
 
 
-def _check_data(data: Mapping):
-    check_keys(data, DATA_KEYS)
-    for key in ("dataset", "train_split", "eval_split", "validation_split"):
-        if data.get(key) is not None:
-            check_string(data[key], data, key)
-    if data.get("shuffle_buffer") is not None:
-        check_positive_int(data["shuffle_buffer"], data, "shuffle_buffer")
-    if data.get("preprocess") is not None:
-        options = check_mapping(data["preprocess"], data, "preprocess")
-        check_keys(options, PREPROCESS_KEYS)
-        if options.get("rescale") is not None:
-            check_non_negative_number(options["rescale"], options, "rescale")
-        for key in ("mean", "std"):
-            if options.get(key) is not None:
-                check_number_list(options[key], options, key)
-        if options.get("resize") is not None:
-            check_choice(options["resize"], options, "resize", RESIZE_METHODS)
-    if data.get("augment") is not None:
-        options = check_mapping(data["augment"], data, "augment")
-        check_keys(options, AUGMENT_KEYS)
-        if options.get("flip") is not None:
-            check_choice(options["flip"], options, "flip", FLIPS)
-        if options.get("pad_crop") is not None:
-            check_positive_int(options["pad_crop"], options, "pad_crop", limit=1000)
-
-
 def check_bool(value, container, key):
     if not isinstance(value, bool):
         raise container.error(key, f"expected true or false, received {describe(value)}")
     return value
 
 
+def check_pad(value, container, key):
+    return check_positive_int(value, container, key, limit=MAX_PAD)
+
+
+MAX_PAD = 1000
+# How each plain value is checked, section by section (null always means "the default").
+# `zoo schema` turns these tables into the JSON Schema, so a key added here is in both.
+VALUE_CHECKS = {
+    "data": {"dataset": check_string, "train_split": check_string, "eval_split": check_string,
+             "validation_split": check_string, "shuffle_buffer": check_positive_int},
+    "data.preprocess": {"rescale": check_non_negative_number, "mean": check_number_list,
+                        "std": check_number_list},
+    "data.augment": {"pad_crop": check_pad},
+    "train": {"batch_size": check_positive_int, "epochs": check_positive_int,
+              "steps_per_epoch": check_positive_int, "weight_decay": check_non_negative_number,
+              "seed": check_int, "metrics": check_string_list},
+    "train.early_stopping": {"patience": check_positive_int, "monitor": check_string},
+    "pretrain": {"layers": check_string_list, "epochs": check_positive_int,
+                 "batch_size": check_positive_int, "tied": check_bool,
+                 "freeze_lower": check_bool, "unlabeled": check_string,
+                 "decoder_activation": check_string, "seed": check_int},
+    "pretrain.noise": {"masking": check_non_negative_number,
+                       "gaussian": check_non_negative_number},
+    "expect": {"total_params": check_positive_int, "trainable_params": check_positive_int},
+}
+# Values that must be one of a few names.
+CHOICES = {"data.preprocess": {"resize": RESIZE_METHODS}, "data.augment": {"flip": FLIPS},
+           "train": {"target": TARGETS}}
+
+
+def check_values(section: Mapping, table: str) -> None:
+    """Check the plain values of a section by its entries in VALUE_CHECKS and CHOICES."""
+    for key, check in VALUE_CHECKS.get(table, {}).items():
+        if section.get(key) is not None:
+            check(section[key], section, key)
+    for key, choices in CHOICES.get(table, {}).items():
+        if section.get(key) is not None:
+            check_choice(section[key], section, key, choices)
+
+
+def _check_data(data: Mapping):
+    check_keys(data, DATA_KEYS)
+    check_values(data, "data")
+    for key, keys in (("preprocess", PREPROCESS_KEYS), ("augment", AUGMENT_KEYS)):
+        if data.get(key) is not None:
+            check_keys(check_mapping(data[key], data, key), keys)
+            check_values(data[key], f"data.{key}")
+
+
 def _check_pretrain(pretrain: Mapping):
     if not pretrain:
         return
     check_keys(pretrain, PRETRAIN_KEYS, required=("layers",))
-    layers = check_string_list(pretrain["layers"], pretrain, "layers")
-    if not layers:
+    check_values(pretrain, "pretrain")
+    if not pretrain["layers"]:
         raise pretrain.error("layers", "expected at least one layer to pretrain")
-    for key in ("epochs", "batch_size"):
-        if pretrain.get(key) is not None:
-            check_positive_int(pretrain[key], pretrain, key)
-    for key in ("tied", "freeze_lower"):
-        if pretrain.get(key) is not None:
-            check_bool(pretrain[key], pretrain, key)
-    for key in ("unlabeled", "decoder_activation"):
-        if pretrain.get(key) is not None:
-            check_string(pretrain[key], pretrain, key)
     if pretrain.get("noise") is not None:
         noise = check_mapping(pretrain["noise"], pretrain, "noise",
                               "a mapping such as {masking: 0.2} or {gaussian: 0.1}")
         check_keys(noise, NOISE_KEYS)
-        for key, rate in noise.items():
-            check_non_negative_number(rate, noise, key)
+        for key in noise:
+            if noise[key] is None:  # `noise: {masking: }` is a mistake, not a default
+                check_non_negative_number(noise[key], noise, key)
+        check_values(noise, "pretrain.noise")
     if pretrain.get("head") is not None:
         check_keys(check_mapping(pretrain["head"], pretrain, "head"), HEAD_KEYS)
         _check_train(pretrain["head"])
@@ -231,17 +253,9 @@ def _check_train(train: Mapping):
     import keras  # deferred: importing keras takes seconds and only this check needs it here
 
     check_keys(train, TRAIN_KEYS)
-    checks = {"batch_size": check_positive_int, "epochs": check_positive_int,
-              "steps_per_epoch": check_positive_int,
-              "weight_decay": check_non_negative_number, "seed": check_int,
-              "metrics": check_string_list}
-    for key, check in checks.items():
-        if train.get(key) is not None:
-            check(train[key], train, key)
+    check_values(train, "train")
     for index, metric in enumerate(train.get("metrics") or ()):
         check_choice(metric, train["metrics"], index, METRICS)
-    if train.get("target") is not None:
-        check_choice(train["target"], train, "target", TARGETS)
     if train.get("optimizer") is not None:
         _check_named(train["optimizer"], train, "optimizer", "optimizer",
                      [n for n in dir(keras.optimizers) if n[0].isupper()
@@ -257,17 +271,12 @@ def _check_train(train: Mapping):
     if train.get("early_stopping") is not None:
         stopping = check_mapping(train["early_stopping"], train, "early_stopping")
         check_keys(stopping, EARLY_STOPPING_KEYS)
-        if stopping.get("patience") is not None:
-            check_positive_int(stopping["patience"], stopping, "patience")
-        if stopping.get("monitor") is not None:
-            check_string(stopping["monitor"], stopping, "monitor")
+        check_values(stopping, "train.early_stopping")
 
 
 def _check_expect(expect: Mapping):
     check_keys(expect, EXPECT_KEYS)
-    for key in ("total_params", "trainable_params"):
-        if expect.get(key) is not None:
-            check_positive_int(expect[key], expect, key)
+    check_values(expect, "expect")
     if expect.get("output_shape") is not None:
         shape = expect["output_shape"]
         if not isinstance(shape, Sequence):
@@ -380,8 +389,10 @@ def load_spec(path, overrides=()) -> Spec:
             section = Mapping(location=document.location, path=key)
         check(check_mapping(section, document, key))
         sections[key] = section
-    description = document.get("description") or ""
-    if not isinstance(description, str):
-        raise document.error("description", f"expected text, received {describe(description)}")
+    texts = {}
+    for key in ("description", "family"):
+        texts[key] = document.get(key) or ""
+        if not isinstance(texts[key], str):
+            raise document.error(key, f"expected text, received {describe(texts[key])}")
     name = Path(file).stem
-    return Spec(name=name, file=file, description=description, document=document, **sections)
+    return Spec(name=name, file=file, document=document, **texts, **sections)

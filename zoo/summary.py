@@ -1,4 +1,5 @@
-"""What `train.py --dry-run` prints: the layer table, parameter counts, and the spec's `expect`."""
+"""What `zoo summary` (and `train.py --dry-run`) prints: the layer table, parameter counts,
+multiply-accumulates, and the check of the spec's `expect`."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import math
 
 import keras
 
+from zoo.macs import format_macs, layer_macs, model_macs
 from zoo.spec import Spec
 
 
@@ -54,18 +56,25 @@ def _shape(tensor_or_tensors) -> str:
 
 
 def layer_table(model: keras.Model) -> str:
-    """Name, type, output shape (batch axis left out) and parameters of every layer."""
-    rows = [("Layer", "Type", "Output shape", "Params")]
+    """Name, type, output shape (batch axis left out), parameters and multiply-accumulates of
+    every layer, then the totals."""
+    rows = [("Layer", "Type", "Output shape", "Params", "MACs")]
     for layer in model.layers:
+        macs = layer_macs(layer)
         rows.append((layer.name, type(layer).__name__, _shape(layer.output),
-                     f"{count_params(layer.weights):,}"))
-    widths = [max(len(row[column]) for row in rows) for column in range(4)]
+                     f"{count_params(layer.weights):,}", "?" if macs is None else f"{macs:,}"))
+    widths = [max(len(row[column]) for row in rows) for column in range(5)]
     lines = [f"{name:<{widths[0]}}  {kind:<{widths[1]}}  {shape:<{widths[2]}}  "
-             f"{params:>{widths[3]}}" for name, kind, shape, params in rows]
+             f"{params:>{widths[3]}}  {macs:>{widths[4]}}"
+             for name, kind, shape, params, macs in rows]
     lines.insert(1, "-" * len(lines[0]))
     counts = parameter_counts(model)
+    macs = model_macs(model)
     lines.append("-" * len(lines[0]))
     lines.append(f"Total params: {counts['total_params']:,}   "
                  f"Trainable: {counts['trainable_params']:,}   "
                  f"Non-trainable: {counts['non_trainable_params']:,}")
+    lines.append("Multiply-accumulates per example: " + (
+        "n/a (an input size is not fixed)" if macs is None else
+        f"{macs:,} ({format_macs(macs)}; convolutions and dense layers)"))
     return "\n".join(lines)

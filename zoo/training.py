@@ -282,10 +282,28 @@ def monitor_improved(name: str, value: float, best: float | None) -> bool:
     return value > best if "accuracy" in name or "top5" in name else value < best
 
 
+class TensorBoardLog:
+    """Epoch metrics as TensorBoard scalars: DIR/<phase>/train and DIR/<phase>/validation hold
+    the same tags (loss, accuracy, ...), so TensorBoard draws train and validation together."""
+
+    def __init__(self, directory: str, phase: str):
+        self.writers = {kind: tf.summary.create_file_writer(os.path.join(directory, phase, kind))
+                        for kind in ("train", "validation")}
+
+    def write(self, epoch: int, metrics: dict) -> None:
+        for key, value in metrics.items():
+            kind, name = ("validation", key[4:]) if key.startswith("val_") else ("train", key)
+            with self.writers[kind].as_default():
+                tf.summary.scalar(name, value, step=epoch)
+        for writer in self.writers.values():
+            writer.flush()
+
+
 def train(section, model, splits: Splits, strategy, state: RunState, log=print,
-          title: str = "training") -> list:
+          title: str = "training", tensorboard: TensorBoardLog | None = None) -> list:
     """Train `model` as `section` (a spec's `train` or a phase like it) says, resuming from
-    `state`; returns the history of epoch metrics. Build the model in `strategy.scope()`."""
+    `state`; returns the history of epoch metrics. Build the model in `strategy.scope()`.
+    `tensorboard`, if given, receives every epoch's metrics (give it on the chief only)."""
     plan = Plan.from_section(section, splits.info, splits.train_size)
     input_shape = tuple(model.inputs[0].shape[1:])
     with strategy.scope():
@@ -314,6 +332,8 @@ def train(section, model, splits: Splits, strategy, state: RunState, log=print,
                                      "smaller learning rate usually cures it")
         log(f"{title}: epoch {epoch + 1}/{plan.epochs}  " + "  ".join(
             f"{key} {value:.4g}" for key, value in metrics.items()))
+        if tensorboard:
+            tensorboard.write(epoch + 1, metrics)
         stop = _after_epoch(plan, state, optimizer, metrics, log)
         state.save(model, optimizer, epoch + 1)
         if stop:

@@ -1,0 +1,120 @@
+"""What each `zoo` subcommand does, given its parsed arguments (see `zoo.cli`); each returns an
+exit code. Bad input raises `SpecError`, which `zoo.cli` turns into one message and exit 2."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from zoo.cli import EXIT_BAD_INPUT, EXIT_OK
+
+
+def train(args) -> int:
+    if args.dry_run:
+        return summary(args)
+    from zoo.run import run_training
+
+    run_training(args, log=lambda message: print(message, flush=True))
+    return EXIT_OK
+
+
+def summary(args) -> int:
+    from zoo.build import build_model
+    from zoo.spec import load_spec
+    from zoo.summary import check_expectations, layer_table
+
+    spec = load_spec(args.spec, args.overrides)
+    model = build_model(spec)
+    print(f"{spec.name} ({spec.file})")
+    if spec.description:
+        print(" ".join(spec.description.split()))
+    print()
+    print(layer_table(model))
+    problems = check_expectations(spec, model)
+    for problem in problems:
+        print(f"expect mismatch: {problem}", file=sys.stderr)
+    if spec.expect and not problems:
+        print("expect: " + ", ".join(f"{key} {value:,}" if isinstance(value, int) else
+                                     f"{key} {list(value)}" for key, value in spec.expect.items())
+              + ": all match")
+    return EXIT_BAD_INPUT if problems else EXIT_OK
+
+
+def evaluate(args) -> int:
+    from zoo.evaluation import evaluate_export, newest_version, report
+    from zoo.plots import confusion_matrix_path, plot_confusion_matrix
+
+    directory = newest_version(args.export)
+    if directory != args.export:
+        print(f"evaluating the newest version, {directory}")
+    metrics = evaluate_export(directory, args.dataset, args.split, args.download)
+    print(report(metrics))
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(metrics, handle, indent=2)
+    if "confusion_matrix" in metrics:
+        picture = args.confusion_matrix or confusion_matrix_path(directory, metrics)
+        try:
+            plot_confusion_matrix(metrics, picture)
+            print(f"confusion matrix picture: {picture}")
+        except OSError as exc:  # e.g. a read-only model store: the metrics above still stand
+            print(f"warning: cannot write {picture} ({exc.strerror}); choose another place "
+                  "with --confusion-matrix PNG", file=sys.stderr)
+    return EXIT_OK
+
+
+def predict(args) -> int:
+    from zoo.evaluation import newest_version
+    from zoo.predict import Predictor, image_files
+
+    predictor = Predictor(newest_version(args.export))
+    for file in image_files(args.images):
+        top = predictor.top_classes(file, args.top)  # a file that is no image stops here
+        print(file)
+        for name, probability in top:
+            print(f"  {probability:7.2%}  {name}")
+    return EXIT_OK
+
+
+def plot(args) -> int:
+    from zoo.build import build_model
+    from zoo.diagram import architecture_dot, render
+    from zoo.graph import expand
+    from zoo.spec import load_spec
+
+    spec = load_spec(args.spec, args.overrides)
+    graph = expand(spec)
+    model = build_model(spec)
+    output = args.output or f"{spec.name}.png"
+    expand_all = args.expand is not None and not args.expand
+    render(architecture_dot(spec, graph, model, set(args.expand or ()), expand_all), output)
+    print(f"wrote {output}")
+    return EXIT_OK
+
+
+def list_specs(args) -> int:
+    from zoo.catalog import catalog_rows, markdown_table, text_table, update_file
+
+    rows = catalog_rows(args.specs, args.results)
+    if args.update:
+        changed = update_file(args.update, markdown_table(rows))
+        print(f"{args.update}: the zoo table was {'updated' if changed else 'already current'}")
+    else:
+        print(markdown_table(rows) if args.markdown else text_table(rows))
+    return EXIT_OK
+
+
+def schema(args) -> int:
+    from zoo.schema import schema_text
+
+    text = schema_text()
+    if args.output:
+        with open(args.output, "w") as handle:
+            handle.write(text)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+RUN = {"train": train, "evaluate": evaluate, "predict": predict, "summary": summary,
+       "plot": plot, "list": list_specs, "schema": schema}
