@@ -113,7 +113,10 @@ RESIZE_METHODS = ("bilinear", "nearest", "bicubic", "area")
 AUGMENT_KEYS = ("flip", "pad_crop")
 FLIPS = ("horizontal", "vertical", "both")
 TRAIN_KEYS = ("batch_size", "epochs", "steps_per_epoch", "optimizer", "schedule", "loss",
-              "metrics", "weight_decay", "seed", "early_stopping", "target")
+              "metrics", "weight_decay", "seed", "early_stopping", "target", "precision",
+              "xla")
+# auto: the device's fastest (zoo/devices.py); the others are Keras dtype policies.
+PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 METRICS = ("accuracy", "top5")
 TARGETS = ("label", "input")  # input: the model learns to reproduce its input (autoencoders)
 EXPORT_KEYS = ("outputs",)
@@ -242,6 +245,11 @@ def _check_train(train: Mapping):
         check_choice(metric, train["metrics"], index, METRICS)
     if train.get("target") is not None:
         check_choice(train["target"], train, "target", TARGETS)
+    if train.get("precision") is not None:
+        check_choice(train["precision"], train, "precision", PRECISIONS)
+    if train.get("xla") is not None and train["xla"] not in ("auto", True, False):
+        raise train.error("xla", f"expected auto, true or false, received "
+                                 f"{describe(train['xla'])}")
     if train.get("optimizer") is not None:
         _check_named(train["optimizer"], train, "optimizer", "optimizer",
                      [n for n in dir(keras.optimizers) if n[0].isupper()
