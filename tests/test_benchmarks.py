@@ -38,3 +38,29 @@ def test_overhead_compares_spec_and_applications():
     assert [row[0].strip() for row in rows] == [
         "training, images/s (32x32, batch 2)", "inference, images/s", "peak memory, MB",
         "building ResNet-50, s"]
+
+
+def test_input_pipeline_compares_pipeline_and_memory():
+    result = run_smoke("input_pipeline.py")
+    assert result.returncode == 0, result.stderr
+    header, row = table_rows(result.stdout)
+    assert [cell.strip() for cell in header] == ["spec", "batch", "pipeline", "in memory",
+                                                 "ratio"]
+    assert row[0].strip() == "lenet" and float(row[4]) > 0
+
+
+def test_precision_accuracy_trains_both_precisions():
+    result = run_smoke("precision_accuracy.py")
+    assert result.returncode == 0, result.stderr
+    header, row = table_rows(result.stdout)
+    assert [cell.strip() for cell in header] == ["spec", "epochs", "seeds", "float32",
+                                                 "default (auto)"]
+    assert all(float(cell.split("±")[0]) > 30 for cell in row[3:])  # 1 epoch of LeNet learns
+
+
+@pytest.mark.slow  # three clusters of train.py processes: about a minute on 2 cores
+def test_scaling_runs_one_and_two_workers():
+    result = run_smoke("scaling.py")
+    assert result.returncode == 0, result.stderr
+    header, row = table_rows(result.stdout)
+    assert row[0].strip() == "lenet" and float(row[4]) > 0
