@@ -96,6 +96,15 @@ CASES = {
         MODEL + "    - flatten\n    - dense: {units: 10, activaton: relu}\n",
         "spec.yaml:5:26: model.layers[1].dense.activaton: layer 'dense': Dense has no argument "
         "'activaton' (did you mean 'activation'?)"),
+    "unknown precision": (
+        MODEL + "    - flatten\ntrain: {precision: bfloat16}\n",
+        "spec.yaml:5:20: train.precision: expected one of auto, float32, mixed_bfloat16, "
+        "mixed_float16, received the string 'bfloat16' (did you mean 'mixed_bfloat16' or "
+        "'mixed_float16' or 'float32'?)"),
+    "xla neither auto nor a boolean": (
+        MODEL + "    - flatten\ntrain: {xla: sometimes}\n",
+        "spec.yaml:5:14: train.xla: expected one of auto, true, false, received the string "
+        "'sometimes'"),
     "unknown activation": (
         MODEL + "    - flatten\n    - dense: {units: 10, activation: rleu}\n",
         "spec.yaml:5:26: model.layers[1].dense.activation: layer 'dense': unknown activation "

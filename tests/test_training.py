@@ -66,8 +66,10 @@ def tensorboard_steps(directory: Path, tag: str) -> list:
 
 
 def test_train_export_evaluate_predict(tiny):
+    # float32: evaluate.py must then reproduce training's figures exactly. Under bfloat16
+    # (the default on this CPU) sums are rounded differently at different batch sizes.
     result = run("train.py", "tiny.yaml", "--output", "exports", "--tensorboard", "logs",
-                 cwd=tiny)
+                 "--set", "train.precision=float32", cwd=tiny)
     assert result.returncode == 0, result.stderr
     assert "training tiny on digits (1,437 train / 360 eval images)" in result.stdout
     assert "epoch 3/3" in result.stdout and result.stderr == ""
@@ -144,6 +146,7 @@ def test_export_serves_in_a_process_that_never_imported_zoo(tiny):
         f"model = tf.saved_model.load({str(version)!r})\n"
         "serve = model.signatures['serving_default']\n"
         f"out = serve(image=tf.constant(np.load({str(tiny / 'images.npy')!r})))['probabilities']\n"
+        "assert out.dtype == tf.float32, out.dtype  # whatever precision it was trained in\n"
         f"np.save({str(tiny / 'served.npy')!r}, out.numpy())\n"
         "assert 'zoo' not in sys.modules\n")
     result = subprocess.run([sys.executable, "-I", "-c", script], cwd="/", capture_output=True,
@@ -153,8 +156,11 @@ def test_export_serves_in_a_process_that_never_imported_zoo(tiny):
 
     import keras
     model = keras.saving.load_model(version / "model.keras", safe_mode=True)
-    expected = model(images.astype("float32") / 255.0)
-    np.testing.assert_allclose(served, expected, rtol=1e-5, atol=1e-6)
+    expected = np.asarray(model(images.astype("float32") / 255.0), dtype=np.float32)
+    # Trained under mixed_bfloat16 (this CPU's default): bfloat16 keeps about 3 significant
+    # digits, and the SavedModel's graph may round in another order than eager Keras.
+    np.testing.assert_allclose(served, expected, atol=1e-2)
+    np.testing.assert_array_equal(served.argmax(axis=1), expected.argmax(axis=1))
 
 
 def test_saved_model_cli_shows_and_runs_the_export(tiny):
@@ -179,8 +185,9 @@ def test_saved_model_cli_shows_and_runs_the_export(tiny):
 def test_mirrored_strategy_on_two_logical_cpus_trains_like_one_device(tiny):
     results = {}
     for name, flags in (("one", []), ("two", ["--strategy", "mirrored", "--logical-cpus", "2"])):
+        # float32: in bfloat16, splitting a batch over replicas rounds differently
         result = run("train.py", "tiny.yaml", "--output", name, "--set", "train.epochs=2",
-                     *flags, cwd=tiny)
+                     "--set", "train.precision=float32", *flags, cwd=tiny)
         assert result.returncode == 0, result.stderr
         results[name] = result.stdout
     assert "MirroredStrategy over 2 replica(s)" in results["two"]

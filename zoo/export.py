@@ -93,7 +93,9 @@ def _write_version(directory, spec, model, info: DataInfo, history, metrics, dat
 
     @tf.function(input_signature=[raw_spec])
     def serve(image):
-        return serving_model(preprocess(image, input_shape, options), training=False)
+        outputs = serving_model(preprocess(image, input_shape, options), training=False)
+        # float32 whatever precision the model computed in, so clients see one type
+        return {name: tf.cast(value, tf.float32) for name, value in outputs.items()}
 
     @tf.function(input_signature=[raw_spec])
     def preprocessed(image):

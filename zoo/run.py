@@ -12,6 +12,7 @@ import tensorflow as tf
 from zoo.build import build_model
 from zoo.checkpoints import RunState, spec_fingerprint
 from zoo.data import DataInfo, load_split
+from zoo.devices import choose_precision, choose_xla, dtype_policy
 from zoo.export import check_writable, export
 from zoo.pretrain import phases, set_trainable
 from zoo.source import SpecError, plain
@@ -123,10 +124,12 @@ def run_training(args, log=print):
     labeled = load_splits(spec, train_split, args.download)
     info = labeled.info
     bind_classes(spec, info, log)
+    precision = choose_precision(spec.train.get("precision"))
     log(f"training {spec.name} on {info.name} ({labeled.train_size:,} train / "
         f"{labeled.eval_size:,} eval images) with "
         f"{STRATEGY_NAMES.get(type(strategy).__name__, type(strategy).__name__)} over "
-        f"{strategy.num_replicas_in_sync} replica(s)")
+        f"{strategy.num_replicas_in_sync} replica(s), {precision}"
+        f"{', XLA' if choose_xla(spec.train.get('xla'), strategy) else ''}")
     unlabeled = labeled
     if spec.pretrain and spec.pretrain.get("unlabeled", train_split) != train_split:
         unlabeled = load_splits(spec, spec.pretrain["unlabeled"], args.download)
@@ -134,25 +137,27 @@ def run_training(args, log=print):
     if args.restart and chief:
         shutil.rmtree(checkpoints, ignore_errors=True)
     fingerprint = spec_fingerprint(plain(spec.document))
-    keras.utils.set_random_seed(spec.train.get("seed") or 0)  # initial weights follow the seed
-    with strategy.scope():
-        model = build_model(spec)
-        check_model_fits_data(spec, model, info)
-        steps = phases(spec, model, labeled, unlabeled)
-    with stop_between_steps_on_ctrl_c():
-        histories = run_phases(steps, model, strategy, checkpoints, fingerprint, chief, log,
-                               args.tensorboard)
-    final = {key[4:]: value for key, value in histories[steps[-1].name][-1].items()
-             if key.startswith("val_")}
-    directory = None
-    if chief:
-        dataset = {"name": info.name, "train_split": train_split,
-                   "eval_split": spec.data.get("eval_split") or "test"}
-        directory = export(spec, model, info, args.output, history=histories, metrics=final,
-                           dataset=dataset)
-        log(f"exported {directory}")
-        shutil.rmtree(checkpoints, ignore_errors=True)
-        if args.results:
-            record_result(args.results, spec.name, final, dataset, args.command_line, directory)
-            log(f"recorded the result in {args.results}")
+    with dtype_policy(precision):
+        keras.utils.set_random_seed(spec.train.get("seed") or 0)  # initial weights follow it
+        with strategy.scope():
+            model = build_model(spec)
+            check_model_fits_data(spec, model, info)
+            steps = phases(spec, model, labeled, unlabeled)
+        with stop_between_steps_on_ctrl_c():
+            histories = run_phases(steps, model, strategy, checkpoints, fingerprint, chief, log,
+                                   args.tensorboard)
+        final = {key[4:]: value for key, value in histories[steps[-1].name][-1].items()
+                 if key.startswith("val_")}
+        directory = None
+        if chief:
+            dataset = {"name": info.name, "train_split": train_split,
+                       "eval_split": spec.data.get("eval_split") or "test"}
+            directory = export(spec, model, info, args.output, history=histories,
+                               metrics=final, dataset=dataset)
+            log(f"exported {directory}")
+            shutil.rmtree(checkpoints, ignore_errors=True)
+            if args.results:
+                record_result(args.results, spec.name, final, dataset, args.command_line,
+                              directory)
+                log(f"recorded the result in {args.results}")
     return model, directory

@@ -114,7 +114,10 @@ RESIZE_METHODS = ("bilinear", "nearest", "bicubic", "area")
 AUGMENT_KEYS = ("flip", "pad_crop")
 FLIPS = ("horizontal", "vertical", "both")
 TRAIN_KEYS = ("batch_size", "epochs", "steps_per_epoch", "optimizer", "schedule", "loss",
-              "metrics", "weight_decay", "seed", "early_stopping", "target")
+              "metrics", "weight_decay", "seed", "early_stopping", "target", "precision",
+              "xla")
+# auto: the device's fastest (zoo/devices.py); the others are Keras dtype policies.
+PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 METRICS = ("accuracy", "top5")
 TARGETS = ("label", "input")  # input: the model learns to reproduce its input (autoencoders)
 EXPORT_KEYS = ("outputs",)
@@ -136,8 +139,10 @@ INPUT_KEYS = ("shape", "dtype")
 
 def check_choice(value, container, key, choices):
     if value not in choices:
-        raise container.error(key, f"expected one of {', '.join(choices)}, received "
-                                   f"{describe(value)}{suggest(value, choices)}")
+        spelled = [str(choice).lower() if isinstance(choice, bool) else choice
+                   for choice in choices]  # as YAML writes them
+        raise container.error(key, f"expected one of {', '.join(spelled)}, received "
+                                   f"{describe(value)}{suggest(value, spelled)}")
     return value
 
 
@@ -182,7 +187,7 @@ VALUE_CHECKS = {
 }
 # Values that must be one of a few names.
 CHOICES = {"data.preprocess": {"resize": RESIZE_METHODS}, "data.augment": {"flip": FLIPS},
-           "train": {"target": TARGETS}}
+           "train": {"target": TARGETS, "precision": PRECISIONS, "xla": ("auto", True, False)}}
 
 
 def check_values(section: Mapping, table: str) -> None:

@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from zoo.checkpoints import RunState
 from zoo.data import DataInfo, augment, preprocess
+from zoo.devices import choose_xla
 from zoo.source import SpecError, normalize_name
 
 SHUFFLE_BUFFER = 10_000
@@ -123,6 +124,7 @@ class Plan:
     seed: int
     plateau: dict = field(default_factory=dict)
     early_stopping: dict = field(default_factory=dict)
+    xla: object = "auto"  # auto, True or False (zoo.devices.choose_xla)
 
     @classmethod
     def from_section(cls, train, info: DataInfo, train_size: int) -> "Plan":
@@ -140,7 +142,8 @@ class Plan:
             target=target, metrics=metrics, weight_decay=float(train.get("weight_decay") or 0.0),
             seed=train.get("seed") if train.get("seed") is not None else 0,
             plateau=schedule if normalize_name(schedule_name) == "plateau" else {},
-            early_stopping=dict(train.get("early_stopping") or {}))
+            early_stopping=dict(train.get("early_stopping") or {}),
+            xla=train.get("xla", "auto"))
 
 
 # --- data as the loop sees it ----------------------------------------------------------------
@@ -215,14 +218,19 @@ class Trainer:
             predictions = model(inputs, training=training)
             if plan.target == "codes":  # a pretraining stage reconstructs its own input codes
                 predictions, targets = predictions
-            return predictions, targets
+                targets = tf.cast(targets, tf.float32)
+            # Under a mixed precision policy the model computes in 16 bits; losses and
+            # metrics are computed in float32.
+            return tf.cast(predictions, tf.float32), targets
 
         def train_step(inputs, targets):
             with tf.GradientTape() as tape:
                 predictions, targets = outputs(inputs, targets, training=True)
                 losses = loss_fn(targets, predictions)
                 loss = tf.reduce_sum(losses) / plan.batch_size + regularization()
-            gradients = tape.gradient(loss, model.trainable_weights)
+            # A LossScaleOptimizer (mixed_float16) scales the loss against underflow and
+            # unscales the gradients in apply_gradients; other optimizers leave it as it is.
+            gradients = tape.gradient(optimizer.scale_loss(loss), model.trainable_weights)
             optimizer.apply_gradients(zip(gradients, model.trainable_weights))
             return statistics(targets, predictions, losses)
 
@@ -230,8 +238,10 @@ class Trainer:
             predictions, targets = outputs(inputs, targets, training=False)
             return statistics(targets, predictions, loss_fn(targets, predictions))
 
+        jit_compile = choose_xla(plan.xla, strategy)
+
         def run(step):
-            @tf.function
+            @tf.function(jit_compile=jit_compile)
             def distributed(batch):
                 per_replica = strategy.run(step, args=batch)
                 return {key: strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
@@ -308,6 +318,8 @@ def train(section, model, splits: Splits, strategy, state: RunState, log=print,
     input_shape = tuple(model.inputs[0].shape[1:])
     with strategy.scope():
         optimizer = make_optimizer(section, plan.steps_per_epoch)
+        if keras.mixed_precision.global_policy().name == "mixed_float16":
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         optimizer.build(model.trainable_weights)
         trainer = Trainer(strategy, model, optimizer, make_loss(section), plan)
     start = state.restore(model, optimizer)

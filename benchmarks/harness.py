@@ -1,0 +1,56 @@
+"""Side-by-side measurement: each side runs in its own fresh process (so peak memory and
+TensorFlow's global state belong to it alone), the sides alternate within every repetition
+(so a slow minute of a noisy machine hits both), and medians are reported."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def measure_in_subprocess(script: str, arguments: list[str]) -> dict:
+    """Run `script --measure ARGUMENTS`; its last output line is a JSON object of figures."""
+    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT)
+    finished = subprocess.run([sys.executable, script, "--measure", *arguments],
+                              capture_output=True, text=True, env=environment)
+    if finished.returncode != 0:
+        raise SystemExit(f"measurement {arguments} failed:\n{finished.stderr[-3000:]}")
+    return json.loads(finished.stdout.strip().splitlines()[-1])
+
+
+def interleaved(script: str, cases: list[list[str]], repeats: int,
+                in_process=None) -> list[list[dict]]:
+    """Figures per case, one per repetition, the cases alternating in every repetition.
+
+    Each measurement runs `script --measure CASE` in a fresh process, or, for smoke runs
+    that only check a benchmark still works, calls `in_process(*CASE)` in this one.
+    """
+    results = [[] for _ in cases]
+    for repetition in range(repeats):
+        for index, case in enumerate(cases):
+            results[index].append(in_process(*case) if in_process else
+                                  measure_in_subprocess(script, case))
+            print(f"  repetition {repetition + 1}/{repeats} {' '.join(case)}: "
+                  f"{results[index][-1]}", file=sys.stderr, flush=True)
+    return results
+
+
+def median(figures: list[dict], key: str) -> float:
+    return statistics.median(figure[key] for figure in figures)
+
+
+def peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def markdown_table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)

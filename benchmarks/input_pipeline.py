@@ -1,0 +1,78 @@
+"""Input pipeline cost: training from the real pipeline vs from tensors already in memory.
+
+    python benchmarks/input_pipeline.py            # lenet and resnet20 on mnist_subset
+    python benchmarks/input_pipeline.py --smoke    # seconds: checks it still runs
+
+"pipeline" is what train.py feeds the model: the TFDS split read (and cached in memory
+after the first epoch, as train.py does for small splits), decoded, preprocessed (for
+resnet20: resized to 32x32, grey to RGB, normalized) and augmented (resnet20: flips and
+pad-and-crop), shuffled, batched and prefetched. "memory" is one batch already in memory.
+Both sides train with the zoo's loop under train.py's default precision; the second of
+two full epochs is timed, so the first epoch's reading and tracing are left out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks.harness import interleaved, markdown_table, median  # noqa: E402
+
+SIDES = ("pipeline", "memory")
+CASES = {"lenet": 64, "resnet20": 128}  # spec: batch size
+
+
+def measure(side: str, spec_name: str, batch) -> dict:
+    import zoo
+    from benchmarks.measure import zoo_loop
+    from zoo.devices import choose_precision, dtype_policy
+    from zoo.run import load_splits
+    from zoo.training import Plan, batches
+
+    batch = int(batch)
+    spec = zoo.load_spec(os.path.join("specs", f"{spec_name}.yaml"),
+                         ["data.dataset=mnist_subset", f"train.batch_size={batch}"])
+    splits = load_splits(spec, "train", download=False)
+    plan = Plan.from_section(spec.train, splits.info, splits.train_size)
+    with dtype_policy(choose_precision(spec.train.get("precision"))):
+        model = zoo.build_model(spec)
+        input_shape = tuple(model.inputs[0].shape[1:])
+        epoch_batches = None
+        if side == "pipeline":
+            def epoch_batches(epoch):
+                return batches(splits.train, splits, input_shape, plan, training=True,
+                               epoch=epoch)
+        speed = zoo_loop(model, batch, plan.steps_per_epoch, epoch_batches=epoch_batches)
+    return {"img_s": speed}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--specs", nargs="+", default=list(CASES), choices=CASES)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--smoke", action="store_true", help="lenet, one repetition")
+    parser.add_argument("--measure", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:
+        print(json.dumps(measure(*args.measure)))
+        return
+    specs = ["lenet"] if args.smoke else args.specs
+    repeats = 1 if args.smoke else args.repeats
+    rows = []
+    for spec in specs:
+        runs = [[side, spec, str(CASES[spec])] for side in SIDES]
+        pipeline, memory = interleaved(__file__, runs, repeats,
+                                       measure if args.smoke else None)
+        ours, theirs = median(pipeline, "img_s"), median(memory, "img_s")
+        rows.append([spec, CASES[spec], f"{ours:.1f}", f"{theirs:.1f}", f"{ours / theirs:.3f}"])
+    print(f"medians of {repeats} alternating runs each; images/s of the second epoch")
+    print(markdown_table(["spec", "batch", "pipeline", "in memory", "ratio"], rows))
+
+
+if __name__ == "__main__":
+    main()

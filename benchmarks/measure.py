@@ -1,0 +1,70 @@
+"""Throughput of one model, measured inside one benchmark process: stock Keras `fit`, the
+zoo's own training loop, and inference, all on one in-memory batch repeated (so the input
+pipeline costs nothing; benchmarks/input_pipeline.py measures that separately)."""
+
+from __future__ import annotations
+
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from zoo.training import Plan, Trainer, make_loss, make_optimizer
+
+WARMUP_STEPS = 3  # tracing and the first slow steps, not timed
+OPTIMIZER = {"sgd": {"learning_rate": 0.01, "momentum": 0.9}}
+
+
+def in_memory_batches(model: keras.Model, batch_size: int) -> tf.data.Dataset:
+    random = np.random.default_rng(0)
+    shape = (batch_size, *model.inputs[0].shape[1:])
+    images = tf.constant(random.random(shape, dtype=np.float32))
+    labels = tf.constant(random.integers(0, model.outputs[0].shape[-1], batch_size))
+    return tf.data.Dataset.from_tensors((images, labels)).repeat()
+
+
+def keras_fit(model: keras.Model, batch_size: int, steps: int) -> float:
+    """Images per second of `model.fit` with Keras's defaults, as a user would write it."""
+    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    batches = in_memory_batches(model, batch_size)
+    model.fit(batches, steps_per_epoch=WARMUP_STEPS, epochs=1, verbose=0)
+    began = time.perf_counter()
+    model.fit(batches, steps_per_epoch=steps, epochs=1, verbose=0)
+    return batch_size * steps / (time.perf_counter() - began)
+
+
+def zoo_loop(model: keras.Model, batch_size: int, steps: int, xla="auto",
+             epoch_batches=None) -> float:
+    """Images per second of the zoo's training step (zoo.training.Trainer) under the
+    default strategy, with the dtype policy the model was built under; on in-memory
+    batches, or on `epoch_batches(epoch)`, one epoch's dataset (a first epoch is untimed)."""
+    section = {"optimizer": OPTIMIZER, "loss": "sparse_categorical_crossentropy"}
+    plan = Plan(epochs=1, batch_size=batch_size, steps_per_epoch=steps, target="label",
+                metrics=("accuracy",), weight_decay=0.0, seed=0, xla=xla)
+    strategy = tf.distribute.get_strategy()
+    optimizer = make_optimizer(section, steps)
+    trainer = Trainer(strategy, model, optimizer, make_loss(section), plan)
+    if epoch_batches is None:
+        batches = in_memory_batches(model, batch_size)
+        trainer.run_epoch(batches.take(WARMUP_STEPS), trainer.train_step)
+        timed = batches.take(steps)
+    else:
+        trainer.run_epoch(epoch_batches(0), trainer.train_step)
+        timed = epoch_batches(1)
+    began = time.perf_counter()
+    trainer.run_epoch(timed, trainer.train_step)
+    return batch_size * steps / (time.perf_counter() - began)
+
+
+def inference(model: keras.Model, batch_size: int, steps: int) -> float:
+    """Images per second of a compiled forward pass in inference mode."""
+    forward = tf.function(lambda images: model(images, training=False))
+    images = next(iter(in_memory_batches(model, batch_size)))[0]
+    for _ in range(WARMUP_STEPS):
+        forward(images).numpy()
+    began = time.perf_counter()
+    for _ in range(steps):
+        forward(images).numpy()
+    return batch_size * steps / (time.perf_counter() - began)

@@ -1,0 +1,88 @@
+"""Zero overhead: ResNet-50 built from specs/resnet50_keras.yaml vs keras.applications.ResNet50.
+
+    python benchmarks/overhead.py                  # the full run (BENCHMARKS.md)
+    python benchmarks/overhead.py --smoke          # seconds: checks it still runs
+
+Both models train with the same stock Keras `fit` on the same in-memory batches, so
+only the model differs; each measurement is its own process, the two sides alternate,
+and the table shows medians. The build-time row compares ResNet-152 from YAML with
+keras.applications.ResNet152 (construction only, no weights).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks.harness import interleaved, markdown_table, median, peak_rss_mb  # noqa: E402
+
+SIDES = ("spec", "applications")
+
+
+def build(side: str, depth: int, image: int):
+    import keras
+
+    import zoo
+
+    shape = [image, image, 3]
+    if side == "spec":
+        overrides = [f"model.inputs.image={shape}"]
+        if depth == 152:
+            overrides.append("model.vars.depths=[3,8,36,3]")
+        return zoo.build_model(os.path.join("specs", "resnet50_keras.yaml"), overrides)
+    application = {50: keras.applications.ResNet50, 152: keras.applications.ResNet152}[depth]
+    return application(weights=None, input_shape=tuple(shape))
+
+
+def measure(side: str, image, batch, steps, build_depth) -> dict:
+    image, batch, steps, build_depth = int(image), int(batch), int(steps), int(build_depth)
+    from benchmarks.measure import inference, keras_fit
+
+    began = time.perf_counter()
+    build(side, build_depth, 224)
+    build_seconds = time.perf_counter() - began
+    model = build(side, 50, image)
+    return {"build_s": build_seconds, "train_img_s": keras_fit(model, batch, steps),
+            "infer_img_s": inference(model, batch, steps), "peak_rss_mb": peak_rss_mb()}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--image", type=int, default=96)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, one repetition")
+    parser.add_argument("--measure", nargs=5, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:
+        side, *sizes = args.measure
+        print(json.dumps(measure(side, *sizes)))
+        return
+    build_depth = 152
+    if args.smoke:
+        args.image, args.batch, args.steps, args.repeats, build_depth = 32, 2, 1, 1, 50
+    cases = [[side, str(args.image), str(args.batch), str(args.steps), str(build_depth)]
+             for side in SIDES]
+    spec, application = interleaved(__file__, cases, args.repeats,
+                                       measure if args.smoke else None)
+    rows = []
+    for key, label in (("train_img_s", f"training, images/s ({args.image}x{args.image}, "
+                                        f"batch {args.batch})"),
+                       ("infer_img_s", "inference, images/s"),
+                       ("peak_rss_mb", "peak memory, MB"),
+                       ("build_s", f"building ResNet-{build_depth}, s")):
+        ours, theirs = median(spec, key), median(application, key)
+        rows.append([label, f"{ours:.3g}", f"{theirs:.3g}", f"{ours / theirs:.3f}"])
+    print(f"medians of {args.repeats} alternating runs each")
+    print(markdown_table(["figure", "from the spec", "keras.applications", "ratio"], rows))
+
+
+if __name__ == "__main__":
+    main()

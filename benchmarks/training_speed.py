@@ -1,0 +1,85 @@
+"""The zoo's training defaults vs stock Keras: images/s per spec, side by side.
+
+    python benchmarks/training_speed.py                    # resnet50, resnet20, alexnet, ...
+    python benchmarks/training_speed.py --specs lenet mlp --repeats 3
+    python benchmarks/training_speed.py --smoke            # seconds: checks it still runs
+
+Sides, each its own process, alternating, medians reported:
+- keras: the spec's model (float32) trained by `model.fit` with Keras's defaults
+  (`jit_compile="auto"`, which is no XLA on a CPU);
+- zoo float32: the zoo's training loop, float32, no XLA (the loop's own cost);
+- zoo bf16: the zoo's loop under the `mixed_bfloat16` policy;
+- zoo xla: the zoo's loop, float32, the step compiled with XLA;
+- zoo default: the zoo's loop with what `train.py` chooses on this machine.
+All sides use the same in-memory batch (no input pipeline), SGD with momentum.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks.harness import interleaved, markdown_table, median, peak_rss_mb  # noqa: E402
+
+SIDES = ("keras", "zoo float32", "zoo bf16", "zoo xla", "zoo default")
+# (spec, input side or 0 for the spec's own, batch size)
+CASES = {"resnet50": (96, 32), "resnet20": (0, 128), "alexnet": (0, 32), "lenet": (0, 128),
+         "mlp": (0, 128)}
+
+
+def measure(side: str, spec: str, image, batch, steps) -> dict:
+    image, batch, steps = int(image), int(batch), int(steps)
+    import zoo
+    from benchmarks.measure import keras_fit, zoo_loop
+    from zoo.devices import choose_precision, dtype_policy
+
+    overrides = [f"model.inputs.image=[{image},{image},3]"] if image else []
+    precision = {"zoo bf16": "mixed_bfloat16", "zoo default": choose_precision("auto")}.get(
+        side, "float32")
+    with dtype_policy(precision):
+        model = zoo.build_model(os.path.join("specs", f"{spec}.yaml"), overrides)
+        if side == "keras":
+            speed = keras_fit(model, batch, steps)
+        else:
+            speed = zoo_loop(model, batch, steps, xla=True if side == "zoo xla" else "auto")
+    return {"img_s": speed, "peak_rss_mb": peak_rss_mb(), "precision": precision}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--specs", nargs="+", default=list(CASES), choices=CASES)
+    parser.add_argument("--sides", nargs="+", default=list(SIDES), choices=SIDES)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--smoke", action="store_true", help="lenet, batch 8, one repetition")
+    parser.add_argument("--measure", nargs=5, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:
+        side, spec, *sizes = args.measure
+        print(json.dumps(measure(side, spec, *sizes)))
+        return
+    cases = {name: CASES[name] for name in args.specs}
+    if args.smoke:
+        cases, args.steps, args.repeats = {"lenet": (0, 8)}, 2, 1
+    rows = []
+    for spec, (image, batch) in cases.items():
+        runs = [[side, spec, str(image), str(batch), str(args.steps)] for side in args.sides]
+        results = dict(zip(args.sides, interleaved(__file__, runs, args.repeats,
+                                                      measure if args.smoke else None)))
+        baseline = median(results[args.sides[0]], "img_s")
+        for side, figures in results.items():
+            speed = median(figures, "img_s")
+            rows.append([spec, side, figures[0]["precision"], f"{speed:.1f}",
+                         f"{speed / baseline:.2f}", f"{median(figures, 'peak_rss_mb'):.0f}"])
+    print(f"medians of {args.repeats} alternating runs each, {args.steps} timed steps; "
+          f"ratio: to the first side ({args.sides[0]})")
+    print(markdown_table(["spec", "side", "precision", "images/s", "ratio", "peak MB"], rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""Per-device defaults for speed: numeric precision and XLA compilation.
+
+`train.precision` and `train.xla` in a spec override them; `auto` (the default)
+picks what benchmarks/training_speed.py measured fastest at equal accuracy
+(BENCHMARKS.md):
+
+- CPU with bfloat16 instructions (AVX512-BF16 or AMX): the `mixed_bfloat16`
+  policy (variables stay float32); other CPUs: float32. XLA off: on this
+  CPU it trained ResNet-50 about 3x slower.
+- GPU: `mixed_float16` (tensor cores; the loss is scaled against underflow)
+  and XLA on a single device. Keras turns XLA off under any tf.distribute
+  strategy and so does the zoo. No GPU was here to measure this; it follows
+  the TensorFlow and Keras performance guides.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import keras
+import tensorflow as tf
+
+def cpu_has_bfloat16() -> bool:
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            flags = cpuinfo.read()
+    except OSError:  # not Linux: no way to tell cheaply, stay with float32
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def _has_gpu() -> bool:
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def choose_precision(setting: str | None) -> str:
+    """The Keras dtype policy to train with."""
+    if setting not in (None, "auto"):
+        return setting
+    if _has_gpu():
+        return "mixed_float16"
+    return "mixed_bfloat16" if cpu_has_bfloat16() else "float32"
+
+
+def choose_xla(setting, strategy: tf.distribute.Strategy) -> bool:
+    """Whether the training step is compiled with XLA."""
+    if setting not in (None, "auto"):
+        return bool(setting)
+    single_device = strategy.num_replicas_in_sync == 1 and not isinstance(
+        strategy, tf.distribute.MultiWorkerMirroredStrategy)
+    return _has_gpu() and single_device
+
+
+@contextlib.contextmanager
+def dtype_policy(name: str):
+    """Build and train under a Keras dtype policy; the previous one is back afterwards, so a
+    process that trains several specs (tests, experiments) never inherits one."""
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(name)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
