@@ -87,7 +87,7 @@ def test_train_export_evaluate_predict(tiny):
     results = json.loads((tiny / "results" / "zoo.json").read_text())
     assert results["tiny"]["accuracy"] == trained["accuracy"]
     assert results["tiny"]["command"] == ("python train.py tiny.yaml --output exports "
-                                          "--tensorboard logs")
+                                          "--tensorboard logs --set train.precision=float32")
 
     result = run("evaluate.py", version, "--json", "metrics.json", cwd=tiny)
     assert result.returncode == 0, result.stderr
@@ -330,7 +330,7 @@ export:
     from zoo.predict import Predictor
     with pytest.raises(zoo.SpecError) as caught:
         Predictor(str(version))
-    assert str(caught.value) == (f"{version}: the export returns reconstruction, code, not "
+    assert str(caught.value) == (f"{version}: the export returns code, reconstruction, not "
                                  "class probabilities; predict needs a classifier")
 
 

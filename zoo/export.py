@@ -84,9 +84,9 @@ def _publish(staging: str, spec_directory: str) -> str:
 
 
 def _write_version(directory, spec, model, info: DataInfo, history, metrics, dataset):
-    outputs = output_nodes(spec, model)
+    nodes = output_nodes(spec, model)
     serving_model = keras.Model(model.inputs, {
-        name: model.get_layer(node).output for name, node in outputs.items()})
+        name: model.get_layer(node).output for name, node in nodes.items()})
     input_shape = tuple(model.inputs[0].shape[1:])
     options = dict(plain(spec.data.get("preprocess") or {}))
     raw_spec = tf.TensorSpec((None, *info.image_shape), tf.uint8, name=INPUT_NAME)
@@ -94,8 +94,9 @@ def _write_version(directory, spec, model, info: DataInfo, history, metrics, dat
     @tf.function(input_signature=[raw_spec])
     def serve(image):
         outputs = serving_model(preprocess(image, input_shape, options), training=False)
-        # float32 whatever precision the model computed in, so clients see one type
-        return {name: tf.cast(value, tf.float32) for name, value in outputs.items()}
+        # float32 whatever precision the model computed in, so clients see one type; in the
+        # spec's order of outputs
+        return {name: tf.cast(outputs[name], tf.float32) for name in nodes}
 
     @tf.function(input_signature=[raw_spec])
     def preprocessed(image):
@@ -114,7 +115,7 @@ def _write_version(directory, spec, model, info: DataInfo, history, metrics, dat
     metadata = {
         "spec": spec.name, "spec_file": spec.file, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "input": {"name": INPUT_NAME, "dtype": "uint8", "shape": [None, *info.image_shape]},
-        "outputs": outputs, "target": spec.train.get("target") or "label",
+        "outputs": nodes, "target": spec.train.get("target") or "label",
         "dataset": dataset, "class_names": info.class_names,
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__,
                      "python": platform.python_version()},

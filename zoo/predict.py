@@ -43,8 +43,8 @@ class Predictor:
         self.height, self.width, self.channels = spec.shape[1:]
         outputs = self.serve.structured_outputs
         if "probabilities" not in outputs:
-            raise bad_export(directory, f"the export returns {', '.join(outputs)}, not class "
-                                        "probabilities; predict needs a classifier")
+            raise bad_export(directory, f"the export returns {', '.join(sorted(outputs))}, "
+                                        "not class probabilities; predict needs a classifier")
         labels = os.path.join(directory, "labels.txt")
         try:
             with open(labels) as handle:
