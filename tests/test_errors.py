@@ -28,6 +28,10 @@ CASES = {
         "model: [unclosed\n",
         "spec.yaml:2:1: this is not valid YAML: while parsing a flow sequence expected ',' or ']', "
         "but got '<stream end>'"),
+    "control character": (  # found by scripts/fuzz_specs.py: it used to escape as a traceback
+        "model:\n  name: \"a\x1bb\"\n",
+        "spec.yaml:2:11: this is not valid YAML: the control character U+001B is not allowed; "
+        "remove it, or write it as the escape \"\\u001b\" inside a double-quoted string"),
     "not a mapping": (
         "- dense\n- flatten\n",
         "spec.yaml:1:1: a spec is a YAML mapping (keys such as 'model:'), received a list"),

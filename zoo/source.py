@@ -145,7 +145,13 @@ def parse_yaml(text: str, file: str, path: str = ""):
     if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
         raise SpecError(Location(file, 1, 1), path,
                         f"the file is larger than {MAX_BYTES:,} bytes; a spec is a short text")
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)  # refuses control characters already
+    except yaml.reader.ReaderError as exc:
+        raise SpecError(_position_location(text, exc.position, file), path,
+                        f"this is not valid YAML: the control character U+{exc.character:04X} is "
+                        "not allowed; remove it, or write it as the escape "
+                        f"\"\\u{exc.character:04x}\" inside a double-quoted string") from None
     try:
         _check_nesting(text, file, path)  # before composing, which recurses per level
         node = loader.get_single_node()
@@ -161,6 +167,11 @@ def parse_yaml(text: str, file: str, path: str = ""):
     if node is None:
         return None
     return _Converter(loader, file).convert(node, path, depth=0)
+
+
+def _position_location(text: str, position: int, file: str) -> Location:
+    line_start = text.rfind("\n", 0, position) + 1
+    return Location(file, text.count("\n", 0, position) + 1, position - line_start + 1)
 
 
 def _check_nesting(text: str, file: str, path: str) -> None:
