@@ -14,15 +14,34 @@ is thrown away (the pattern in TensorFlow's multi-worker guide).
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 
 import tensorflow as tf
 
 from zoo.source import SpecError
+
+
+@contextmanager
+def one_run_at_a_time(checkpoints: str, log):
+    """Hold the lock of a checkpoint directory: a second run of the same spec into the same
+    output waits for the first (which exports, then removes the directory) instead of both
+    writing one checkpoint. The lock file sits beside the directory, which is removed while
+    locked; the kernel releases the lock of a run that dies."""
+    lock_path = checkpoints.rstrip(os.sep) + ".lock"
+    with open(lock_path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"another run is using {checkpoints} (the same spec into the same output); "
+                "waiting for it to finish")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
 def spec_fingerprint(document: dict) -> str:

@@ -44,6 +44,11 @@ class SpecError(ValueError):
         super().__init__(f"{where}{path + ': ' if path else ''}{message}")
 
 
+class RunFailure(RuntimeError):
+    """A failure of the machine, not of the input (e.g. a full disk), with a message that
+    says what happened, what is kept and how to go on; shown as it is, exit code 1."""
+
+
 def suggest(name: object, candidates) -> str:
     """' (did you mean 'x' or 'y'?)' for the closest candidates, or ''."""
     close = difflib.get_close_matches(str(name), [str(c) for c in candidates], n=3, cutoff=0.6)
