@@ -160,7 +160,7 @@ def _check_images_decode(root: Path, split: str, paths: list, where) -> None:
     named .jpg) is named here, rather than failing deep inside TensorFlow mid-epoch. It is an
     error, not a skip, because the user can fix it and a silent skip would shift the split."""
     damaged = []
-    for path in paths:
+    for path in sorted(paths):
         try:
             tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
         except tf.errors.OpError:
