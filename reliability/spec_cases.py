@@ -52,6 +52,7 @@ class CaseTimeout(Exception):
 def time_limit(seconds: int):
     """Interrupt a case that runs too long (SIGALRM: main thread, Unix)."""
     def expire(*_):
+        signal.alarm(1)  # again, should this exception land where it is swallowed (gc hooks)
         raise CaseTimeout(f"still running after {seconds} s")
 
     previous = signal.signal(signal.SIGALRM, expire)
