@@ -52,6 +52,7 @@ def main() -> int:
     counts = {kind: collections.Counter() for kind in KINDS}
     slowest = (0.0, "")
     failures = []
+    Path(args.failures).unlink(missing_ok=True)  # written as failures happen, in case of a hang
     specs = copy_specs(Path(tempfile.mkdtemp(prefix="zoo-fuzz-")))
     started = time.monotonic()
     for kind, (strategy, build) in KINDS.items():  # noqa: B023  each run_case runs in its turn
@@ -70,7 +71,10 @@ def main() -> int:
             slowest = max(slowest, (seconds, f"{kind}: {outcome}"))
             counts[kind][outcome] += 1
             if outcome not in ("model", "located SpecError"):
-                failures.append(f"=== {kind}: {outcome}\n--- spec\n{text}\n--- detail\n{detail}")
+                failures.append(outcome)
+                with open(args.failures, "a", encoding="utf-8", errors="backslashreplace") as log:
+                    log.write(f"=== {kind}: {outcome} after {seconds:.1f} s\n--- spec\n{text}\n"
+                              f"--- detail\n{detail}\n\n")
             if sum(counts[kind].values()) % 50 == 0:
                 keras.backend.clear_session()  # thousands of models would pile up otherwise
 
@@ -82,8 +86,6 @@ def main() -> int:
     print(f"slowest case {slowest[0]:.2f} s ({slowest[1]}); peak memory "
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
     if failures:
-        Path(args.failures).write_text("\n\n".join(failures), encoding="utf-8",
-                                       errors="backslashreplace")
         print(f"{len(failures)} cases broke the promise: see {args.failures}")
     return 1 if failures else 0
 
