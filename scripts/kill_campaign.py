@@ -4,9 +4,10 @@ usage: python scripts/kill_campaign.py [--trials 24] [--epochs 4] [--seed 0] [--
 
 Each trial starts `train.py specs/mlp.yaml` on the embedded digits (1.3M parameters,
 so checkpoints and exports take long enough to be hit), kills it with SIGKILL at
-a moment chosen in turn from: a random time, while a checkpoint is being written
-(TensorFlow's `*_temp` files or the run state's `.tmp` are on disk), while the
-export is being written (its `.incomplete-*` staging directory exists). Then it
+a moment chosen in turn from: a random time of the run, while the checkpoint of a
+random epoch is being written (TensorFlow's `*_temp` files or the run state's
+`.tmp` are on disk), while the export is being written (its `.incomplete-*`
+staging directory exists). Then it
 runs the same command again and checks that it
 - exits 0 and ends with a complete export that TensorFlow loads and serves,
 - has a history of exactly --epochs epochs,
@@ -39,13 +40,14 @@ def command(epochs: int) -> list:
             "--set", f"train.epochs={epochs}"]
 
 
-def moment_reached(moment: str, work: Path, deadline: float) -> bool:
+def moment_reached(moment: str, work: Path, deadline: float, epoch: int) -> bool:
     if moment == "random time":
         return time.monotonic() >= deadline
-    if moment == "checkpoint writing":
+    if moment == "checkpoint writing":  # the checkpoint of `epoch`
         directory = work / "exports" / "mlp" / "checkpoint" / "train"
         names = os.listdir(directory) if directory.is_dir() else []
-        return any("_temp" in name or name.endswith(".tmp") for name in names)
+        return epochs_recorded(work) == epoch - 1 and any(
+            "_temp" in name or name.endswith(".tmp") for name in names)
     directory = work / "exports" / "mlp"
     names = os.listdir(directory) if directory.is_dir() else []
     return any(name.startswith(".incomplete-") for name in names)
@@ -78,12 +80,15 @@ def complete_versions(work: Path) -> tuple[list, list]:
     return good, bad
 
 
-def trial(number: int, moment: str, epochs: int, rng: random.Random, work: Path) -> dict:
+def trial(number: int, moment: str, epochs: int, rng: random.Random, work: Path,
+          run_seconds: float) -> dict:
+    """One kill and re-run; `run_seconds` is about how long a whole run takes here."""
     process = subprocess.Popen(command(epochs), cwd=work, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
     started = time.monotonic()
-    deadline = started + rng.uniform(4.0, 12.0 + 4.0 * epochs)  # start-up: 5 to 15 s
-    while process.poll() is None and not moment_reached(moment, work, deadline):
+    deadline = started + rng.uniform(0.3, 1.0) * run_seconds
+    epoch = rng.randint(1, epochs)
+    while process.poll() is None and not moment_reached(moment, work, deadline, epoch):
         time.sleep(0.005)
     hit = process.poll() is None
     if hit:
@@ -127,10 +132,13 @@ def main() -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     rng = random.Random(args.seed)
     results = []
+    run_seconds = 40.0  # until an export trial measures it: start-up is slow on a busy machine
     for number in range(1, args.trials + 1):
         moment = MOMENTS[(number - 1) % len(MOMENTS)]
         work = Path(tempfile.mkdtemp(prefix=f"trial{number}-", dir=args.keep))
-        result = trial(number, moment, args.epochs, rng, work)
+        result = trial(number, moment, args.epochs, rng, work, run_seconds)
+        if moment == "export writing" and result["hit"]:
+            run_seconds = result["killed_after_s"]
         results.append(result)
         print(json.dumps(result), flush=True)
     hits = {moment: sum(r["hit"] for r in results if r["moment"] == moment) for moment in MOMENTS}
