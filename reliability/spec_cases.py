@@ -64,6 +64,13 @@ def time_limit(seconds: int):
         signal.signal(signal.SIGALRM, previous)
 
 
+def warm_up() -> None:
+    """Import TensorFlow and build one model before any case is timed: on a busy machine the
+    first import alone can take longer than a case may."""
+    outcome, detail = try_spec(ROOT / "specs" / "lenet.yaml", seconds=600)
+    assert outcome == "model", detail
+
+
 def try_spec(path: Path, build: bool = True, seconds: int = CASE_SECONDS) -> tuple[str, str]:
     """(outcome, detail) of loading (and building) one spec file; outcome is in OUTCOMES."""
     import zoo

@@ -28,7 +28,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from hypothesis import HealthCheck, given, seed, settings  # noqa: E402
 
 from reliability.spec_cases import (BUILT_SPECS, LOADED_ONLY_SPECS, OUTCOMES,  # noqa: E402
-                                    RANDOM_YAML, copy_specs, mutated_spec, try_spec)
+                                    RANDOM_YAML, copy_specs, mutated_spec, try_spec,
+                                    warm_up)
 
 KINDS = {  # kind of case -> (strategy of (spec name, text), build the model?)
     "small spec mutated, built": (mutated_spec(BUILT_SPECS), True),
@@ -49,6 +50,7 @@ def main() -> int:
 
     import keras
 
+    warm_up()
     counts = {kind: collections.Counter() for kind in KINDS}
     slowest = (0.0, "")
     failures = []

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from reliability.spec_cases import (BUILT_SPECS, LOADED_ONLY_SPECS, RANDOM_YAML, copy_specs,
-                                    mutated_spec, try_spec)
+                                    mutated_spec, try_spec, warm_up)
 
 FAST = settings(max_examples=100, deadline=None, database=None, derandomize=True,
                 suppress_health_check=list(HealthCheck))
@@ -16,6 +16,7 @@ FAST = settings(max_examples=100, deadline=None, database=None, derandomize=True
 
 @pytest.fixture(scope="module")
 def specs(tmp_path_factory):
+    warm_up()
     yield copy_specs(tmp_path_factory.mktemp("fuzz"))
     keras.backend.clear_session()
 
