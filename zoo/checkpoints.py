@@ -24,7 +24,7 @@ from contextlib import contextmanager
 
 import tensorflow as tf
 
-from zoo.source import SpecError
+from zoo.source import SpecError, write_failure
 
 
 @contextmanager
@@ -115,11 +115,18 @@ class RunState:
     def save(self, model, optimizer, epochs_done: int) -> None:
         self._track(model, optimizer)
         self._epoch.assign(epochs_done)
-        os.makedirs(self._writable_directory(), exist_ok=True)
-        self._manager.save(checkpoint_number=epochs_done)
-        if self.chief:  # the checkpoint first, then the state that points past it
-            write_json_atomically(os.path.join(self.directory, "state.json"), {
-                "fingerprint": self.fingerprint, "history": self.history, "extra": self.extra})
+        try:
+            os.makedirs(self._writable_directory(), exist_ok=True)
+            self._manager.save(checkpoint_number=epochs_done)
+            if self.chief:  # the checkpoint first, then the state that points past it
+                write_json_atomically(os.path.join(self.directory, "state.json"), {
+                    "fingerprint": self.fingerprint, "history": self.history,
+                    "extra": self.extra})
+        except (OSError, tf.errors.OpError) as exc:  # a full disk shows up as either
+            raise write_failure(f"the checkpoint of epoch {epochs_done} into {self.directory}",
+                                exc, "Checkpoints of earlier epochs are kept: the same "
+                                "command, run again once there is room, resumes after the last "
+                                "of them") from None
 
     @property
     def final_weights(self) -> str:

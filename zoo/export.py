@@ -28,7 +28,7 @@ import tensorflow as tf
 import yaml
 
 from zoo.data import DataInfo, preprocess
-from zoo.source import RunFailure, SpecError, plain
+from zoo.source import SpecError, plain, write_failure
 from zoo.spec import Spec
 
 INPUT_NAME = "image"
@@ -67,12 +67,10 @@ def export(spec: Spec, model: keras.Model, info: DataInfo, output: str, *, histo
         _write_version(staging, spec, model, info, history, metrics, dataset)
         return _publish(staging, spec_directory)
     except (OSError, tf.errors.OpError) as exc:  # a full disk shows up as either
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else \
-            str(exc).strip().splitlines()[0]
-        raise RunFailure(f"could not write the export into {spec_directory}: {reason}. No "
-                         "version was published and earlier ones are untouched; the trained "
-                         "weights stay in the checkpoint, so the same command, run again once "
-                         "there is room, exports without training again") from None
+        raise write_failure(f"the export into {spec_directory}", exc,
+                            "No version was published and earlier ones are untouched; the "
+                            "trained weights stay in the checkpoint, so the same command, run "
+                            "again once there is room, exports without training again") from None
     finally:
         if os.path.isdir(staging):
             shutil.rmtree(staging, ignore_errors=True)
