@@ -42,7 +42,7 @@ def test_two_runs_at_once_export_two_distinct_complete_versions(two_runs):
                   if line.startswith("exported")) == ["exported exports/tiny/1",
                                                       "exported exports/tiny/2"]
     spec_directory = directory / "exports" / "tiny"
-    assert sorted(os.listdir(spec_directory)) == ["1", "2", "checkpoint.lock"]
+    assert sorted(os.listdir(spec_directory)) == ["1", "2"]
     for version in ("1", "2"):
         metrics = evaluate_export(str(spec_directory / version))
         assert metrics["examples"] == 360

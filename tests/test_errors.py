@@ -179,6 +179,14 @@ def test_extends_a_missing_file(write_spec):
                                  "exist (paths are relative to spec.yaml)")
 
 
+def test_extends_a_name_longer_than_the_system_allows(write_spec):
+    # found by scripts/fuzz_specs.py: it used to escape as OSError "File name too long"
+    with pytest.raises(zoo.SpecError) as caught:
+        zoo.load_spec(write_spec(f"extends: base{'0' * 5000}.yaml\n"))
+    assert str(caught.value) == (f"spec.yaml:1:10: extends: the base spec 'base{'0' * 73}...' does "
+                                 "not exist (paths are relative to spec.yaml)")
+
+
 def test_missing_spec_file(write_spec):
     with pytest.raises(zoo.SpecError) as caught:
         zoo.load_spec("nowhere.yaml")

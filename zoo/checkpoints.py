@@ -29,19 +29,21 @@ from zoo.source import SpecError, write_failure
 
 @contextmanager
 def one_run_at_a_time(checkpoints: str, log):
-    """Hold the lock of a checkpoint directory: a second run of the same spec into the same
-    output waits for the first (which exports, then removes the directory) instead of both
-    writing one checkpoint. The lock file sits beside the directory, which is removed while
-    locked; the kernel releases the lock of a run that dies."""
-    lock_path = checkpoints.rstrip(os.sep) + ".lock"
-    with open(lock_path, "a") as handle:
+    """Lock the spec's export folder, which holds the checkpoint directory: a second run of
+    the same spec into the same output waits for the first (which exports, then removes the
+    checkpoints) instead of both writing one checkpoint. The folder itself is never removed;
+    the kernel releases the lock of a run that dies."""
+    descriptor = os.open(os.path.dirname(checkpoints.rstrip(os.sep)), os.O_RDONLY)
+    try:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             log(f"another run is using {checkpoints} (the same spec into the same output); "
                 "waiting for it to finish")
-            fcntl.flock(handle, fcntl.LOCK_EX)
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
         yield
+    finally:
+        os.close(descriptor)
 
 
 def spec_fingerprint(document: dict) -> str:
