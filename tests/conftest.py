@@ -4,6 +4,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import textwrap
 import time
 from pathlib import Path
@@ -14,6 +15,32 @@ ROOT = Path(__file__).resolve().parents[1]
 SPECS = sorted((ROOT / "specs").glob("*.yaml"))
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+# A classifier of the embedded 8x8 digits small enough to train in seconds.
+TINY = """\
+model:
+  vars: {classes: 10}
+  inputs: {image: [8, 8, 1]}
+  layers:
+    - flatten
+    - dense: {units: 32, activation: relu}
+    - dense: {units: "${classes}", activation: softmax, name: predictions}
+data:
+  dataset: digits
+  preprocess: {rescale: 0.00392156862745098}
+train:
+  batch_size: 32
+  epochs: 3
+  optimizer: {adam: {learning_rate: 0.01}}
+  loss: sparse_categorical_crossentropy
+  seed: 1
+"""
+
+
+def run(script, *args, cwd, env=None, timeout=300):
+    return subprocess.run([sys.executable, str(ROOT / script), *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
 
 
 @pytest.fixture

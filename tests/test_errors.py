@@ -28,6 +28,10 @@ CASES = {
         "model: [unclosed\n",
         "spec.yaml:2:1: this is not valid YAML: while parsing a flow sequence expected ',' or ']', "
         "but got '<stream end>'"),
+    "control character": (  # found by scripts/fuzz_specs.py: it used to escape as a traceback
+        "model:\n  name: \"a\x1bb\"\n",
+        "spec.yaml:2:11: this is not valid YAML: the control character U+001B is not allowed; "
+        "remove it, or write it as the escape \"\\u001b\" inside a double-quoted string"),
     "not a mapping": (
         "- dense\n- flatten\n",
         "spec.yaml:1:1: a spec is a YAML mapping (keys such as 'model:'), received a list"),
@@ -162,7 +166,7 @@ CASES = {
         "a: &a [x,x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\n"
         "c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\n"
         "e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e,*e]\n",
-        "spec.yaml:1:24: f[0][6][8][8][8][8]: the document expands to more than 200,000 values "
+        "spec.yaml:1:24: e[0][6][8][8][8]: the document expands to more than 20,000 values "
         "(aliases included): refusing what looks like an alias bomb"),
 }
 
@@ -191,6 +195,14 @@ def test_extends_a_missing_file(write_spec):
         zoo.load_spec(write_spec("extends: base.yaml\n"))
     assert str(caught.value) == ("spec.yaml:1:10: extends: the base spec 'base.yaml' does not "
                                  "exist (paths are relative to spec.yaml)")
+
+
+def test_extends_a_name_longer_than_the_system_allows(write_spec):
+    # found by scripts/fuzz_specs.py: it used to escape as OSError "File name too long"
+    with pytest.raises(zoo.SpecError) as caught:
+        zoo.load_spec(write_spec(f"extends: base{'0' * 5000}.yaml\n"))
+    assert str(caught.value) == (f"spec.yaml:1:10: extends: the base spec 'base{'0' * 73}...' does "
+                                 "not exist (paths are relative to spec.yaml)")
 
 
 def test_missing_spec_file(write_spec):

@@ -13,33 +13,7 @@ import pytest
 
 import zoo
 
-from conftest import ROOT, kill_after_epochs
-
-TINY = """\
-model:
-  vars: {classes: 10}
-  inputs: {image: [8, 8, 1]}
-  layers:
-    - flatten
-    - dense: {units: 32, activation: relu}
-    - dense: {units: "${classes}", activation: softmax, name: predictions}
-data:
-  dataset: digits
-  preprocess: {rescale: 0.00392156862745098}
-train:
-  batch_size: 32
-  epochs: 3
-  optimizer: {adam: {learning_rate: 0.01}}
-  loss: sparse_categorical_crossentropy
-  seed: 1
-"""
-
-
-def run(script, *args, cwd, env=None, timeout=300):
-    return subprocess.run([sys.executable, str(ROOT / script), *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
-
+from conftest import ROOT, TINY, kill_after_epochs, run
 
 @pytest.fixture
 def tiny(tmp_path):

@@ -14,15 +14,36 @@ is thrown away (the pattern in TensorFlow's multi-worker guide).
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 
 import tensorflow as tf
 
-from zoo.source import SpecError
+from zoo.source import SpecError, write_failure
+
+
+@contextmanager
+def one_run_at_a_time(checkpoints: str, log):
+    """Lock the spec's export folder, which holds the checkpoint directory: a second run of
+    the same spec into the same output waits for the first (which exports, then removes the
+    checkpoints) instead of both writing one checkpoint. The folder itself is never removed;
+    the kernel releases the lock of a run that dies."""
+    descriptor = os.open(os.path.dirname(checkpoints.rstrip(os.sep)), os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"another run is using {checkpoints} (the same spec into the same output); "
+                "waiting for it to finish")
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)
 
 
 def spec_fingerprint(document: dict) -> str:
@@ -96,11 +117,18 @@ class RunState:
     def save(self, model, optimizer, epochs_done: int) -> None:
         self._track(model, optimizer)
         self._epoch.assign(epochs_done)
-        os.makedirs(self._writable_directory(), exist_ok=True)
-        self._manager.save(checkpoint_number=epochs_done)
-        if self.chief:  # the checkpoint first, then the state that points past it
-            write_json_atomically(os.path.join(self.directory, "state.json"), {
-                "fingerprint": self.fingerprint, "history": self.history, "extra": self.extra})
+        try:
+            os.makedirs(self._writable_directory(), exist_ok=True)
+            self._manager.save(checkpoint_number=epochs_done)
+            if self.chief:  # the checkpoint first, then the state that points past it
+                write_json_atomically(os.path.join(self.directory, "state.json"), {
+                    "fingerprint": self.fingerprint, "history": self.history,
+                    "extra": self.extra})
+        except (OSError, tf.errors.OpError) as exc:  # a full disk shows up as either
+            raise write_failure(f"the checkpoint of epoch {epochs_done} into {self.directory}",
+                                exc, "Checkpoints of earlier epochs are kept: the same "
+                                "command, run again once there is room, resumes after the last "
+                                "of them") from None
 
     @property
     def final_weights(self) -> str:

@@ -257,7 +257,7 @@ def _run(job, verbose: bool) -> int:
 
     Any other failure is one message and exit code 1; --verbose shows its traceback.
     """
-    from zoo.source import SpecError
+    from zoo.source import RunFailure, SpecError
 
     try:
         return job()
@@ -268,7 +268,7 @@ def _run(job, verbose: bool) -> int:
         print("interrupted: the checkpoint of the last completed epoch is kept; run the same "
               "command again to resume from it", file=sys.stderr)
         return 130
-    except FloatingPointError as exc:
+    except (FloatingPointError, RunFailure) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     except BrokenPipeError:  # output piped into `head`: stop quietly, as Unix tools do

@@ -35,6 +35,7 @@ class DataInfo:
     image_shape: tuple  # raw shape as the source yields it; None for sizes that vary
     class_names: list
     split_sizes: dict = field(default_factory=dict)
+    skipped: list = field(default_factory=list)  # files of a folder that are not images
 
     @property
     def num_classes(self) -> int:
@@ -128,8 +129,10 @@ def _folder_split(root: Path, split: str, where):
     if not root.is_dir():
         raise DataError(f"'{root}' is not a folder of images", *where)
     classes = sorted(entry.name for entry in root.iterdir() if entry.is_dir())
-    files = [(str(file), index) for index, label in enumerate(classes)
-             for file in sorted((root / label).iterdir()) if file.suffix.lower() in IMAGE_SUFFIXES]
+    listed = [(file, index) for index, label in enumerate(classes)
+              for file in sorted((root / label).iterdir()) if file.is_file()]
+    files = [(str(file), index) for file, index in listed if file.suffix.lower() in IMAGE_SUFFIXES]
+    skipped = [str(file) for file, _ in listed if file.suffix.lower() not in IMAGE_SUFFIXES]
     if len(classes) < 2 or not files:
         raise DataError(f"'{root}' should hold one sub-folder of images per class (at least two "
                         f"classes); found {len(classes)} sub-folders and {len(files)} images",
@@ -140,6 +143,7 @@ def _folder_split(root: Path, split: str, where):
     order = np.random.RandomState(FOLDER_SEED).permutation(len(files))
     start, stop = (int(round(fraction * len(files))) for fraction in FOLDER_SPLITS[split])
     chosen = [files[i] for i in order[start:stop]]
+    _check_images_decode(root, split, [path for path, _ in chosen], where)
     sizes = {name: int(round(b * len(files))) - int(round(a * len(files)))
              for name, (a, b) in FOLDER_SPLITS.items()}
     paths = tf.constant([path for path, _ in chosen])
@@ -148,7 +152,24 @@ def _folder_split(root: Path, split: str, where):
         lambda path, label: (tf.io.decode_image(tf.io.read_file(path), channels=3,
                                                 expand_animations=False), label),
         num_parallel_calls=tf.data.AUTOTUNE)
-    return dataset, DataInfo(str(root), (None, None, 3), classes, sizes)
+    return dataset, DataInfo(str(root), (None, None, 3), classes, sizes, skipped)
+
+
+def _check_images_decode(root: Path, split: str, paths: list, where) -> None:
+    """Decode every image once before training: a damaged file (a cut download, a text file
+    named .jpg) is named here, rather than failing deep inside TensorFlow mid-epoch. It is an
+    error, not a skip, because the user can fix it and a silent skip would shift the split."""
+    damaged = []
+    for path in sorted(paths):
+        try:
+            tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+        except tf.errors.OpError:
+            damaged.append(path)
+    if damaged:
+        shown = ", ".join(damaged[:3]) + (f" and {len(damaged) - 3} more" if len(damaged) > 3
+                                          else "")
+        raise DataError(f"{len(damaged)} of the {len(paths)} images of the '{split}' split of "
+                        f"'{root}' cannot be decoded: {shown}; replace or remove them", *where)
 
 
 # --- preprocessing and augmentation ----------------------------------------------------------

@@ -35,8 +35,9 @@ def load_saved_model(directory: str):
     try:
         loaded = tf.saved_model.load(directory)
     except Exception as exc:  # TensorFlow reports damaged files with many exception types
-        raise bad_export(directory, f"the SavedModel cannot be loaded: "
-                                     f"{str(exc).strip().splitlines()[0]}") from None
+        raise bad_export(directory, "the SavedModel cannot be loaded, it is damaged or "
+                                    "incomplete (copy it again, or train again): "
+                                    f"{str(exc).strip().splitlines()[0]}") from None
     if "serving_default" not in loaded.signatures:
         raise bad_export(directory, "the SavedModel has no serving_default signature")
     return loaded
@@ -51,7 +52,22 @@ def load_export(directory: str):
     except (OSError, ValueError) as exc:
         raise bad_export(directory, f"metadata.json is missing or damaged ({exc}); was this "
                                      "written by train.py?") from None
+    _check_metadata(directory, metadata)
     return loaded, metadata
+
+
+# The metadata.json entries evaluation reads, with the keys each must hold.
+METADATA_KEYS = {"input": ("name", "shape"), "outputs": (), "class_names": (),
+                 "dataset": ("name", "eval_split")}
+
+
+def _check_metadata(directory: str, metadata) -> None:
+    for key, inner in METADATA_KEYS.items():
+        value = metadata.get(key) if isinstance(metadata, dict) else None
+        if not isinstance(value, (dict, list)) or not all(k in value for k in inner):
+            holding = f" holding {', '.join(inner)}" if inner else ""
+            raise bad_export(directory, f"metadata.json has no '{key}' entry{holding}; was this "
+                                         "written by train.py?")
 
 
 def newest_version(directory: str) -> str:

@@ -30,10 +30,11 @@ import yaml
 
 from zoo.data import DataInfo, preprocess
 from zoo.plots import plot_training_curves
-from zoo.source import SpecError, plain
+from zoo.source import SpecError, plain, write_failure
 from zoo.spec import Spec
 
 INPUT_NAME = "image"
+STAGING_PREFIX = ".incomplete-"
 
 
 def output_nodes(spec: Spec, model: keras.Model) -> dict:
@@ -59,16 +60,30 @@ def export(spec: Spec, model: keras.Model, info: DataInfo, output: str, *, histo
     """Write a new version; returns its directory."""
     spec_directory = os.path.join(output, spec.name)
     os.makedirs(spec_directory, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".incomplete-", dir=spec_directory)
+    _remove_abandoned_staging(spec_directory)
+    staging = tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=spec_directory)
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(staging, 0o777 & ~umask)  # mkdtemp's 0700 would hide the version from servers
     try:
         _write_version(staging, spec, model, info, history, metrics, dataset)
         return _publish(staging, spec_directory)
+    except (OSError, tf.errors.OpError) as exc:  # a full disk shows up as either
+        raise write_failure(f"the export into {spec_directory}", exc,
+                            "No version was published and earlier ones are untouched; the "
+                            "trained weights stay in the checkpoint, so the same command, run "
+                            "again once there is room, exports without training again") from None
     finally:
         if os.path.isdir(staging):
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def _remove_abandoned_staging(spec_directory: str) -> None:
+    """Staging directories of runs killed while exporting. Runs of one spec into one output
+    export one at a time (`checkpoints.one_run_at_a_time`), so none of these is in use."""
+    for entry in os.listdir(spec_directory):
+        if entry.startswith(STAGING_PREFIX):
+            shutil.rmtree(os.path.join(spec_directory, entry), ignore_errors=True)
 
 
 def _publish(staging: str, spec_directory: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shutil
@@ -10,8 +11,8 @@ import keras
 import tensorflow as tf
 
 from zoo.build import build_model
-from zoo.checkpoints import RunState, spec_fingerprint
-from zoo.data import DataInfo, load_split
+from zoo.checkpoints import RunState, one_run_at_a_time, spec_fingerprint
+from zoo.data import IMAGE_SUFFIXES, DataInfo, load_split
 from zoo.devices import choose_precision, choose_xla, dtype_policy
 from zoo.export import check_writable, export
 from zoo.pretrain import phases, set_trainable
@@ -73,6 +74,17 @@ def bind_classes(spec: Spec, info: DataInfo, log) -> None:
 
 
 def check_model_fits_data(spec: Spec, model, info: DataInfo) -> None:
+    """Fail before training when the data cannot feed the model or its labels cannot fit it."""
+    inputs = spec.model["inputs"]
+    if len(model.inputs) != 1:
+        raise SpecError(inputs.location, inputs.path, f"training feeds one image per example, "
+                        f"but the model takes {len(model.inputs)} inputs")
+    shape = [int(size) if size is not None else None for size in model.inputs[0].shape[1:]]
+    if len(shape) != 3 or shape[-1] not in (1, 3, info.image_shape[-1]):
+        raise inputs.error(next(iter(inputs)), f"dataset '{info.name}' yields images of shape "
+                           f"{list(info.image_shape)}, which are resized and converted to the "
+                           "model's input: it must be [height, width, channels] with 1 or 3 "
+                           f"channels, received {shape} (a dense network starts with flatten)")
     if spec.train.get("target") == "input":
         return
     predicted = model.outputs[0].shape[-1]
@@ -130,34 +142,38 @@ def run_training(args, log=print):
         f"{STRATEGY_NAMES.get(type(strategy).__name__, type(strategy).__name__)} over "
         f"{strategy.num_replicas_in_sync} replica(s), {precision}"
         f"{', XLA' if choose_xla(spec.train.get('xla'), strategy) else ''}")
+    if info.skipped:
+        log(f"skipped {len(info.skipped)} file(s) of {info.name} that are not images by their "
+            f"name (not {', '.join(IMAGE_SUFFIXES)}): {', '.join(info.skipped[:3])}"
+            + (" ..." if len(info.skipped) > 3 else ""))
     unlabeled = labeled
     if spec.pretrain and spec.pretrain.get("unlabeled", train_split) != train_split:
         unlabeled = load_splits(spec, spec.pretrain["unlabeled"], args.download)
     checkpoints = os.path.join(args.output, spec.name, "checkpoint")
-    if args.restart and chief:
-        shutil.rmtree(checkpoints, ignore_errors=True)
-    fingerprint = spec_fingerprint(plain(spec.document))
-    with dtype_policy(precision):
+    lock = one_run_at_a_time(checkpoints, log) if chief else contextlib.nullcontext()
+    with lock, dtype_policy(precision):
+        if args.restart and chief:
+            shutil.rmtree(checkpoints, ignore_errors=True)
         keras.utils.set_random_seed(spec.train.get("seed") or 0)  # initial weights follow it
         with strategy.scope():
             model = build_model(spec)
             check_model_fits_data(spec, model, info)
             steps = phases(spec, model, labeled, unlabeled)
         with stop_between_steps_on_ctrl_c():
-            histories = run_phases(steps, model, strategy, checkpoints, fingerprint, chief, log,
+            histories = run_phases(steps, model, strategy, checkpoints,
+                                   spec_fingerprint(plain(spec.document)), chief, log,
                                    args.tensorboard)
+        if not chief:
+            return model, None
         final = {key[4:]: value for key, value in histories[steps[-1].name][-1].items()
                  if key.startswith("val_")}
-        directory = None
-        if chief:
-            dataset = {"name": info.name, "train_split": train_split,
-                       "eval_split": spec.data.get("eval_split") or "test"}
-            directory = export(spec, model, info, args.output, history=histories,
-                               metrics=final, dataset=dataset)
-            log(f"exported {directory}")
-            shutil.rmtree(checkpoints, ignore_errors=True)
-            if args.results:
-                record_result(args.results, spec.name, final, dataset, args.command_line,
-                              directory)
-                log(f"recorded the result in {args.results}")
+        dataset = {"name": info.name, "train_split": train_split,
+                   "eval_split": spec.data.get("eval_split") or "test"}
+        directory = export(spec, model, info, args.output, history=histories, metrics=final,
+                           dataset=dataset)
+        log(f"exported {directory}")
+        shutil.rmtree(checkpoints, ignore_errors=True)
+    if args.results:
+        record_result(args.results, spec.name, final, dataset, args.command_line, directory)
+        log(f"recorded the result in {args.results}")
     return model, directory

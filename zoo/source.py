@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 
 MAX_DEPTH = 64  # far deeper than any real spec, far below Python's recursion limit
-MAX_NODES = 200_000  # nodes after expanding aliases; an alias bomb blows past this
+MAX_NODES = 20_000  # values after expanding aliases: 50 times the biggest spec (resnet.yaml, 393)
 MAX_BYTES = 2_000_000
 
 
@@ -42,6 +42,21 @@ class SpecError(ValueError):
         self.message = message
         where = f"{location}: " if location else ""
         super().__init__(f"{where}{path + ': ' if path else ''}{message}")
+
+
+class RunFailure(RuntimeError):
+    """A failure of the machine, not of the input (e.g. a full disk), with a message that
+    says what happened, what is kept and how to go on; shown as it is, exit code 1."""
+
+
+def write_failure(what: str, exc: Exception, advice: str) -> RunFailure:
+    """A failed write (a full disk, a lost permission) as one message: what, why, what now.
+    TensorFlow's own errors end with the reason: '... path; No space left on device [Op:X]'."""
+    if isinstance(exc, OSError) and exc.strerror:
+        reason = exc.strerror
+    else:
+        reason = str(exc).strip().splitlines()[0].rsplit("; ", 1)[-1].split(" [Op:")[0]
+    return RunFailure(f"could not write {what}: {reason}. {advice}")
 
 
 def suggest(name: object, candidates) -> str:
@@ -145,7 +160,13 @@ def parse_yaml(text: str, file: str, path: str = ""):
     if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
         raise SpecError(Location(file, 1, 1), path,
                         f"the file is larger than {MAX_BYTES:,} bytes; a spec is a short text")
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)  # refuses control characters already
+    except yaml.reader.ReaderError as exc:
+        raise SpecError(_position_location(text, exc.position, file), path,
+                        f"this is not valid YAML: the control character U+{exc.character:04X} is "
+                        "not allowed; remove it, or write it as the escape "
+                        f"\"\\u{exc.character:04x}\" inside a double-quoted string") from None
     try:
         _check_nesting(text, file, path)  # before composing, which recurses per level
         node = loader.get_single_node()
@@ -161,6 +182,11 @@ def parse_yaml(text: str, file: str, path: str = ""):
     if node is None:
         return None
     return _Converter(loader, file).convert(node, path, depth=0)
+
+
+def _position_location(text: str, position: int, file: str) -> Location:
+    line_start = text.rfind("\n", 0, position) + 1
+    return Location(file, text.count("\n", 0, position) + 1, position - line_start + 1)
 
 
 def _check_nesting(text: str, file: str, path: str) -> None:

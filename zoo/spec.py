@@ -316,6 +316,13 @@ def merge(base, override):
     return merged
 
 
+def _is_file(path: str) -> bool:
+    try:
+        return Path(path).is_file()
+    except OSError:  # e.g. a name longer than the file system allows
+        return False
+
+
 def _load_document(file: str, chain: tuple = ()) -> Mapping:
     """One file with everything it extends merged beneath it."""
     document = load_yaml_file(file, display=file)
@@ -334,8 +341,9 @@ def _load_document(file: str, chain: tuple = ()) -> Mapping:
     if base_file in chain or base_file == file or len(chain) >= MAX_EXTENDS_DEPTH:
         cycle = " -> ".join((*chain, file, base_file))
         raise document.error("extends", f"specs extend each other in a cycle: {cycle}")
-    if not Path(base_file).is_file():
-        raise document.error("extends", f"the base spec '{base_file}' does not exist "
+    if not _is_file(base_file):
+        shown = base_file if len(base_file) <= 80 else base_file[:77] + "..."
+        raise document.error("extends", f"the base spec '{shown}' does not exist "
                                         f"(paths are relative to {file})")
     return merge(_load_document(base_file, (*chain, file)), document)
 
