@@ -31,7 +31,7 @@ def train_accuracy(spec: str, precision: str, seed: int, epochs: int, output: st
     finished = subprocess.run(
         [sys.executable, os.path.join(ROOT, "train.py"), os.path.join(ROOT, "specs",
                                                                      f"{spec}.yaml"),
-         "--output", output, "--set", "data.dataset=mnist_subset",
+         "--output", output, "--results", "", "--set", "data.dataset=mnist_subset",
          "--set", f"train.precision={precision}", "--set", f"train.seed={seed}",
          "--set", f"train.epochs={epochs}"], capture_output=True, text=True)
     if finished.returncode != 0:

@@ -53,6 +53,7 @@ def epoch_seconds(spec: str, batch: int, workers: int, epochs: int, steps: int) 
             command = ["taskset", "-c", str(index), sys.executable,
                        os.path.join(ROOT, "train.py"),
                        os.path.join(ROOT, "specs", f"{spec}.yaml"), "--output", output,
+                       "--results", "",  # a benchmark's runs are not the zoo's results
                        "--set", "data.dataset=mnist_subset",
                        "--set", "data.validation_split=test[:64]",
                        "--set", f"train.batch_size={batch}", "--set", f"train.epochs={epochs}",
