@@ -320,8 +320,8 @@ def test_a_loss_that_becomes_nan_stops_with_the_epoch_and_keeps_the_last_checkpo
     result = run("train.py", "tiny.yaml", "--output", "exports",
                  "--set", "train.optimizer={sgd: {learning_rate: 1.0e+30}}", cwd=tiny)
     assert result.returncode == 1
-    assert result.stderr == ("error: the loss became NaN in epoch 1 (no epoch had finished); a "
-                             "smaller learning rate usually cures it\n")
+    assert result.stderr == ("error: the loss became NaN in epoch 1, training step 2 (no epoch "
+                             "had finished); a smaller learning rate usually cures it\n")
     assert not (tiny / "exports" / "tiny" / "1").exists()
 
 

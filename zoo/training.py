@@ -252,12 +252,24 @@ class Trainer:
 
     def run_epoch(self, dataset, step) -> dict:
         totals = {}
-        for batch in self.strategy.experimental_distribute_dataset(dataset):
+        batches_in = self.strategy.experimental_distribute_dataset(dataset)
+        for number, batch in enumerate(batches_in, start=1):
             for key, value in step(batch).items():
                 totals[key] = totals.get(key, 0.0) + float(value)
+            if not math.isfinite(totals["loss"]):  # stop at once: later steps only spread it
+                raise NonFiniteLoss(number, totals["loss"], step is self.train_step)
             if INTERRUPTED.is_set():
                 raise KeyboardInterrupt
         return averages(totals)
+
+
+class NonFiniteLoss(FloatingPointError):
+    """The loss stopped being a finite number at one batch of an epoch."""
+
+    def __init__(self, number: int, value: float, training: bool):
+        super().__init__(number, value)
+        self.kind = "NaN" if math.isnan(value) else "infinite"
+        self.where = f"training step {number}" if training else f"validation batch {number}"
 
 
 INTERRUPTED = threading.Event()
@@ -331,17 +343,19 @@ def train(section, model, splits: Splits, strategy, state: RunState, log=print,
         began = time.monotonic()
         train_batches = batches(splits.train, splits, input_shape, plan, training=True,
                                 epoch=epoch)
-        metrics = trainer.run_epoch(train_batches, trainer.train_step)
-        metrics.update({f"val_{key}": value for key, value in
-                        trainer.run_epoch(eval_batches, trainer.eval_step).items()})
+        try:
+            metrics = trainer.run_epoch(train_batches, trainer.train_step)
+            metrics.update({f"val_{key}": value for key, value in
+                            trainer.run_epoch(eval_batches, trainer.eval_step).items()})
+        except NonFiniteLoss as bad:
+            kept = (f"the checkpoint after epoch {epoch} is kept in {state.directory}" if epoch
+                    else "no epoch had finished")
+            raise FloatingPointError(f"the loss became {bad.kind} in epoch {epoch + 1}, "
+                                     f"{bad.where} ({kept}); a smaller learning rate usually "
+                                     "cures it") from None
         metrics["lr"] = float(_current_rate(optimizer))
         metrics["seconds"] = time.monotonic() - began
         state.history.append(metrics)
-        if any(math.isnan(value) for value in metrics.values()):
-            kept = (f"the checkpoint after epoch {epoch} is kept in {state.directory}" if epoch
-                    else "no epoch had finished")
-            raise FloatingPointError(f"the loss became NaN in epoch {epoch + 1} ({kept}); a "
-                                     "smaller learning rate usually cures it")
         log(f"{title}: epoch {epoch + 1}/{plan.epochs}  " + "  ".join(
             f"{key} {value:.4g}" for key, value in metrics.items()))
         if tensorboard:
