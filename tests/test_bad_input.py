@@ -25,8 +25,12 @@ def two_runs(tmp_path_factory):
     (directory / "tiny.yaml").write_text(TINY)
     command = [sys.executable, str(ROOT / "train.py"), "tiny.yaml", "--output", "exports",
                "--set", "train.epochs=1"]
+    # A TFDS folder of their own: both find the embedded dataset missing and must not both
+    # prepare it (TFDS refuses to prepare into a folder another process has just written).
+    environment = {**os.environ, "TFDS_DATA_DIR": str(directory / "tfds")}
     processes = [subprocess.Popen(command, cwd=directory, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True) for _ in range(2)]
+                                  stderr=subprocess.PIPE, text=True, env=environment)
+                 for _ in range(2)]
     results = [(process.wait(timeout=300), *process.communicate()) for process in processes]
     return directory, results
 
@@ -37,6 +41,7 @@ def test_two_runs_at_once_export_two_distinct_complete_versions(two_runs):
     directory, results = two_runs
     assert [code for code, _, _ in results] == [0, 0], results
     outputs = sorted(stdout for _, stdout, _ in results)
+    assert sum("preparing the embedded dataset 'digits'" in stdout for stdout in outputs) == 1
     assert sum("waiting for it to finish" in stdout for stdout in outputs) == 1
     assert sorted(line for stdout in outputs for line in stdout.splitlines()
                   if line.startswith("exported")) == ["exported exports/tiny/1",

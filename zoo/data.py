@@ -8,6 +8,7 @@ pipeline and inside the exported SavedModel; augmentation is training-only.
 
 from __future__ import annotations
 
+import fcntl
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,9 +79,7 @@ def _tfds_builder(name: str, download: bool, where):
     if builder.is_prepared():
         return builder
     if name in zoo.datasets.EMBEDDED:
-        print(f"preparing the embedded dataset '{name}' in {builder.data_dir} (first use only)")
-        builder.download_and_prepare()
-        return builder
+        return _prepare_embedded(name)
     if getattr(builder, "MANUAL_DOWNLOAD_INSTRUCTIONS", None):
         manual = os.path.join(data_dir(), "downloads", "manual")
         raise DataError(f"dataset '{name}' needs a manual download: put its files in {manual} as "
@@ -98,6 +97,23 @@ def _tfds_builder(name: str, download: bool, where):
         raise DataError(f"could not download dataset '{name}': {str(exc).splitlines()[0]}. "
                         "Try the spec offline with --set data.dataset=mnist_subset",
                         *where) from None
+    return builder
+
+
+def _prepare_embedded(name: str):
+    """Prepare an embedded dataset on first use. Runs started together take turns on a lock
+    file: the first prepares, the others then find it prepared (TFDS refuses to prepare
+    into a folder another process has just written)."""
+    import tensorflow_datasets as tfds
+
+    os.makedirs(data_dir(), exist_ok=True)
+    with open(os.path.join(data_dir(), f".{name}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        builder = tfds.builder(name, data_dir=data_dir())
+        if not builder.is_prepared():
+            print(f"preparing the embedded dataset '{name}' in {builder.data_dir} "
+                  "(first use only)")
+            builder.download_and_prepare()
     return builder
 
 
