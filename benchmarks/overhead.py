@@ -62,8 +62,7 @@ def main():
     parser.add_argument("--measure", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
-        side, *sizes = args.measure
-        print(json.dumps(measure(side, *sizes)))
+        print(json.dumps(measure(*args.measure)))
         return
     build_depth = 152
     if args.smoke:

@@ -60,8 +60,7 @@ def main():
     parser.add_argument("--measure", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
-        side, spec, *sizes = args.measure
-        print(json.dumps(measure(side, spec, *sizes)))
+        print(json.dumps(measure(*args.measure)))
         return
     cases = {name: CASES[name] for name in args.specs}
     if args.smoke:
