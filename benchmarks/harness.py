@@ -4,6 +4,7 @@ TensorFlow's global state belong to it alone), the sides alternate within every 
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import statistics
@@ -54,3 +55,21 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def benchmark_parser(description: str, repeats: int, smoke: str) -> argparse.ArgumentParser:
+    """A benchmark's command line: --repeats and --smoke, plus the hidden --measure CASE by
+    which `interleaved` runs one measurement in a fresh process; the script adds its own."""
+    parser = argparse.ArgumentParser(description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=repeats)
+    parser.add_argument("--smoke", action="store_true", help=smoke)
+    parser.add_argument("--measure", nargs="+", help=argparse.SUPPRESS)
+    return parser
+
+
+def measured_as_asked(args, measure) -> bool:
+    """If the process was started with --measure CASE: print measure(*CASE) as JSON, say so."""
+    if args.measure:
+        print(json.dumps(measure(*args.measure)))
+    return bool(args.measure)

@@ -13,14 +13,13 @@ two full epochs is timed, so the first epoch's reading and tracing are left out.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.harness import interleaved, markdown_table, median  # noqa: E402
+from benchmarks.harness import (  # noqa: E402
+    benchmark_parser, interleaved, markdown_table, measured_as_asked, median)
 
 SIDES = ("pipeline", "memory")
 CASES = {"lenet": 64, "resnet20": 128}  # spec: batch size
@@ -51,15 +50,10 @@ def measure(side: str, spec_name: str, batch) -> dict:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = benchmark_parser(__doc__, repeats=3, smoke="lenet, one repetition")
     parser.add_argument("--specs", nargs="+", default=list(CASES), choices=CASES)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--smoke", action="store_true", help="lenet, one repetition")
-    parser.add_argument("--measure", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.measure:
-        print(json.dumps(measure(*args.measure)))
+    if measured_as_asked(args, measure):
         return
     specs = ["lenet"] if args.smoke else args.specs
     repeats = 1 if args.smoke else args.repeats

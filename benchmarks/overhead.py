@@ -11,15 +11,14 @@ keras.applications.ResNet152 (construction only, no weights).
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.harness import interleaved, markdown_table, median, peak_rss_mb  # noqa: E402
+from benchmarks.harness import (  # noqa: E402
+    benchmark_parser, interleaved, markdown_table, measured_as_asked, median, peak_rss_mb)
 
 SIDES = ("spec", "applications")
 
@@ -52,17 +51,12 @@ def measure(side: str, image, batch, steps, build_depth) -> dict:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = benchmark_parser(__doc__, repeats=5, smoke="tiny sizes, one repetition")
     parser.add_argument("--image", type=int, default=96)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes, one repetition")
-    parser.add_argument("--measure", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.measure:
-        print(json.dumps(measure(*args.measure)))
+    if measured_as_asked(args, measure):
         return
     build_depth = 152
     if args.smoke:

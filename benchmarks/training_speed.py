@@ -16,14 +16,13 @@ All sides use the same in-memory batch (no input pipeline), SGD with momentum.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.harness import interleaved, markdown_table, median, peak_rss_mb  # noqa: E402
+from benchmarks.harness import (  # noqa: E402
+    benchmark_parser, interleaved, markdown_table, measured_as_asked, median, peak_rss_mb)
 
 SIDES = ("keras", "zoo float32", "zoo bf16", "zoo xla", "zoo default")
 # (spec, input side or 0 for the spec's own, batch size)
@@ -50,17 +49,12 @@ def measure(side: str, spec: str, image, batch, steps) -> dict:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = benchmark_parser(__doc__, repeats=3, smoke="lenet, batch 8, one repetition")
     parser.add_argument("--specs", nargs="+", default=list(CASES), choices=CASES)
     parser.add_argument("--sides", nargs="+", default=list(SIDES), choices=SIDES)
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--smoke", action="store_true", help="lenet, batch 8, one repetition")
-    parser.add_argument("--measure", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.measure:
-        print(json.dumps(measure(*args.measure)))
+    if measured_as_asked(args, measure):
         return
     cases = {name: CASES[name] for name in args.specs}
     if args.smoke:

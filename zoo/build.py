@@ -70,8 +70,8 @@ def _keras_object(node: LayerNode, key: str, value):
         return value  # a name, a number or Keras's own {class_name, config} form
     [(name, options)] = value.items()
     module = _OBJECT_ARGUMENTS[suffix]
-    names = [name for name in dir(module) if name[0].islower() and
-             name not in ("get", "serialize", "deserialize")]
+    names = [known for known in dir(module) if known[0].islower() and
+             known not in ("get", "serialize", "deserialize")]
     if name not in names:
         raise _located(node, f"unknown {suffix[1:]} '{name}'{suggest(name, names)}", key)
     try:

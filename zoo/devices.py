@@ -20,6 +20,7 @@ import contextlib
 import keras
 import tensorflow as tf
 
+
 def cpu_has_bfloat16() -> bool:
     try:
         with open("/proc/cpuinfo") as cpuinfo:
