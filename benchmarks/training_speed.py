@@ -35,6 +35,7 @@ def measure(side: str, spec: str, image, batch, steps) -> dict:
     import zoo
     from benchmarks.measure import keras_fit, zoo_loop
     from zoo.devices import choose_precision, dtype_policy
+    from zoo.macs import model_macs
 
     overrides = [f"model.inputs.image=[{image},{image},3]"] if image else []
     precision = {"zoo bf16": "mixed_bfloat16", "zoo default": choose_precision("auto")}.get(
@@ -45,7 +46,8 @@ def measure(side: str, spec: str, image, batch, steps) -> dict:
             speed = keras_fit(model, batch, steps)
         else:
             speed = zoo_loop(model, batch, steps, xla=True if side == "zoo xla" else "auto")
-    return {"img_s": speed, "peak_rss_mb": peak_rss_mb(), "precision": precision}
+    return {"img_s": speed, "peak_rss_mb": peak_rss_mb(), "precision": precision,
+            "macs": model_macs(model)}
 
 
 def main():
