@@ -79,3 +79,16 @@ def test_utilization_divides_training_flops_by_the_matmul_peak():
         assert achieved == pytest.approx(6 * macs * speed / 1e3, rel=0.01, abs=0.06)
         assert float(row[6].strip(" %")) / 100 == pytest.approx(achieved / peak, rel=0.1)
 
+
+def test_profile_training_splits_the_step_among_ops():
+    result = run_smoke("profile_training.py")
+    assert result.returncode == 0, result.stderr
+    tables = result.stdout.split("\n\n")
+    header, *categories = table_rows(tables[0])
+    assert [row[0].strip() for row in categories][-3:] == [
+        "no op running", "step", "(ops' own times added over threads)"]
+    float32_ms = [float(row[1]) for row in categories]
+    assert sum(float32_ms[:-2]) == pytest.approx(float32_ms[-2], abs=0.6)  # rounding
+    assert float(categories[0][1]) > 0  # LeNet's convolutions, forward
+    _, *ops = table_rows(tables[1])
+    assert "convolution backward" in {row[1].strip() for row in ops}
