@@ -4,6 +4,7 @@ pipeline costs nothing; benchmarks/input_pipeline.py measures that separately)."
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import keras
@@ -36,10 +37,12 @@ def keras_fit(model: keras.Model, batch_size: int, steps: int) -> float:
 
 
 def zoo_loop(model: keras.Model, batch_size: int, steps: int, xla="auto",
-             epoch_batches=None) -> float:
+             epoch_batches=None, around_timed=contextlib.nullcontext) -> float:
     """Images per second of the zoo's training step (zoo.training.Trainer) under the
     default strategy, with the dtype policy the model was built under; on in-memory
-    batches, or on `epoch_batches(epoch)`, one epoch's dataset (a first epoch is untimed)."""
+    batches, or on `epoch_batches(epoch)`, one epoch's dataset (a first epoch is untimed).
+    The timed steps run inside the context `around_timed(model)` (a profiler, say), whose
+    own entry and exit are not timed."""
     section = {"optimizer": OPTIMIZER, "loss": "sparse_categorical_crossentropy"}
     plan = Plan(epochs=1, batch_size=batch_size, steps_per_epoch=steps, target="label",
                 metrics=("accuracy",), weight_decay=0.0, seed=0, xla=xla)
@@ -53,9 +56,11 @@ def zoo_loop(model: keras.Model, batch_size: int, steps: int, xla="auto",
     else:
         trainer.run_epoch(epoch_batches(0), trainer.train_step)
         timed = epoch_batches(1)
-    began = time.perf_counter()
-    trainer.run_epoch(timed, trainer.train_step)
-    return batch_size * steps / (time.perf_counter() - began)
+    with around_timed(model):
+        began = time.perf_counter()
+        trainer.run_epoch(timed, trainer.train_step)
+        seconds = time.perf_counter() - began
+    return batch_size * steps / seconds
 
 
 def inference(model: keras.Model, batch_size: int, steps: int) -> float:

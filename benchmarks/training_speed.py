@@ -16,6 +16,7 @@ All sides use the same in-memory batch (no input pipeline), SGD with momentum.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -30,11 +31,15 @@ CASES = {"resnet50": (96, 32), "resnet20": (0, 128), "alexnet": (0, 32), "lenet"
          "mlp": (0, 128)}
 
 
-def measure(side: str, spec: str, image, batch, steps) -> dict:
+def measure(side: str, spec: str, image, batch, steps,
+            around_timed=contextlib.nullcontext) -> dict:
+    """One side's images/s; `around_timed` wraps the zoo loop's timed steps
+    (benchmarks/profile_training.py profiles them)."""
     image, batch, steps = int(image), int(batch), int(steps)
     import zoo
     from benchmarks.measure import keras_fit, zoo_loop
     from zoo.devices import choose_precision, dtype_policy
+    from zoo.macs import model_macs
 
     overrides = [f"model.inputs.image=[{image},{image},3]"] if image else []
     precision = {"zoo bf16": "mixed_bfloat16", "zoo default": choose_precision("auto")}.get(
@@ -44,8 +49,10 @@ def measure(side: str, spec: str, image, batch, steps) -> dict:
         if side == "keras":
             speed = keras_fit(model, batch, steps)
         else:
-            speed = zoo_loop(model, batch, steps, xla=True if side == "zoo xla" else "auto")
-    return {"img_s": speed, "peak_rss_mb": peak_rss_mb(), "precision": precision}
+            speed = zoo_loop(model, batch, steps, xla=True if side == "zoo xla" else "auto",
+                             around_timed=around_timed)
+    return {"img_s": speed, "peak_rss_mb": peak_rss_mb(), "precision": precision,
+            "macs": model_macs(model)}
 
 
 def main():

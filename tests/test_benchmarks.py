@@ -64,3 +64,31 @@ def test_scaling_runs_one_and_two_workers():
     assert result.returncode == 0, result.stderr
     header, row = table_rows(result.stdout)
     assert row[0].strip() == "lenet" and float(row[4]) > 0
+
+
+def test_utilization_divides_training_flops_by_the_matmul_peak():
+    result = run_smoke("utilization.py")
+    assert result.returncode == 0, result.stderr
+    header, *rows = table_rows(result.stdout)
+    assert [cell.strip() for cell in header] == ["spec", "precision", "images/s",
+                                                 "MMACs/example", "training GFLOP/s",
+                                                 "peak GFLOP/s", "of peak"]
+    assert [row[1].strip() for row in rows] == ["float32", "mixed_bfloat16"]
+    for row in rows:  # 3 x 2 x MACs x images/s, divided by the peak of its precision
+        speed, macs, achieved, peak = (float(row[index]) for index in (2, 3, 4, 5))
+        assert achieved == pytest.approx(6 * macs * speed / 1e3, rel=0.01, abs=0.06)
+        assert float(row[6].strip(" %")) / 100 == pytest.approx(achieved / peak, rel=0.1)
+
+
+def test_profile_training_splits_the_step_among_ops():
+    result = run_smoke("profile_training.py")
+    assert result.returncode == 0, result.stderr
+    tables = result.stdout.split("\n\n")
+    header, *categories = table_rows(tables[0])
+    assert [row[0].strip() for row in categories][-3:] == [
+        "no op running", "step", "(ops' own times added over threads)"]
+    float32_ms = [float(row[1]) for row in categories]
+    assert sum(float32_ms[:-2]) == pytest.approx(float32_ms[-2], abs=0.6)  # rounding
+    assert float(categories[0][1]) > 0  # LeNet's convolutions, forward
+    _, *ops = table_rows(tables[1])
+    assert "convolution backward" in {row[1].strip() for row in ops}
