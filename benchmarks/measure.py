@@ -25,6 +25,19 @@ def in_memory_batches(model: keras.Model, batch_size: int) -> tf.data.Dataset:
     return tf.data.Dataset.from_tensors((images, labels)).repeat()
 
 
+def with_stock_keras_layers(model: keras.Model) -> keras.Model:
+    """The same network built from Keras's own layers only (Keras's BatchNormalization in
+    place of the zoo's fused one): what a user writing the model by hand would train."""
+    from zoo.layers import BatchNormalization
+
+    def stock(layer):
+        cls = keras.layers.BatchNormalization if isinstance(layer, BatchNormalization) \
+            else type(layer)
+        return cls.from_config(layer.get_config())
+
+    return keras.models.clone_model(model, clone_function=stock)
+
+
 def keras_fit(model: keras.Model, batch_size: int, steps: int) -> float:
     """Images per second of `model.fit` with Keras's defaults, as a user would write it."""
     model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),

@@ -5,9 +5,10 @@
     python benchmarks/training_speed.py --smoke            # seconds: checks it still runs
 
 Sides, each its own process, alternating, medians reported:
-- keras: the spec's model (float32) trained by `model.fit` with Keras's defaults
-  (`jit_compile="auto"`, which is no XLA on a CPU);
-- zoo float32: the zoo's training loop, float32, no XLA (the loop's own cost);
+- keras: the spec's network built from Keras's own layers (float32), trained by
+  `model.fit` with Keras's defaults (`jit_compile="auto"`, which is no XLA on a CPU);
+- zoo float32: the zoo's model (its fused BatchNormalization) and training loop, float32,
+  no XLA;
 - zoo bf16: the zoo's loop under the `mixed_bfloat16` policy;
 - zoo xla: the zoo's loop, float32, the step compiled with XLA;
 - zoo default: the zoo's loop with what `train.py` chooses on this machine.
@@ -37,7 +38,7 @@ def measure(side: str, spec: str, image, batch, steps,
     (benchmarks/profile_training.py profiles them)."""
     image, batch, steps = int(image), int(batch), int(steps)
     import zoo
-    from benchmarks.measure import keras_fit, zoo_loop
+    from benchmarks.measure import keras_fit, with_stock_keras_layers, zoo_loop
     from zoo.devices import choose_precision, dtype_policy
     from zoo.macs import model_macs
 
@@ -47,7 +48,7 @@ def measure(side: str, spec: str, image, batch, steps,
     with dtype_policy(precision):
         model = zoo.build_model(os.path.join("specs", f"{spec}.yaml"), overrides)
         if side == "keras":
-            speed = keras_fit(model, batch, steps)
+            speed = keras_fit(with_stock_keras_layers(model), batch, steps)
         else:
             speed = zoo_loop(model, batch, steps, xla=True if side == "zoo xla" else "auto",
                              around_timed=around_timed)

@@ -35,6 +35,9 @@ def test_overhead_compares_spec_and_applications():
     result = run_smoke("overhead.py")
     assert result.returncode == 0, result.stderr
     header, *rows = table_rows(result.stdout)
+    assert [cell.strip() for cell in header] == [
+        "figure", "from the spec", "from the spec, Keras layers", "keras.applications", "ratio",
+        "ratio, Keras layers"]
     assert [row[0].strip() for row in rows] == [
         "training, images/s (32x32, batch 2)", "inference, images/s", "peak memory, MB",
         "building ResNet-50, s"]

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from zoo.layers import ChannelPadding, LocalResponseNormalization, layer_class
+from zoo.layers import BatchNormalization, ChannelPadding, LocalResponseNormalization, layer_class
 
 
 def test_lrn_matches_caffe_formula_and_tensorflow():
@@ -50,5 +50,66 @@ def test_saved_keras_file_reloads_zoo_layers(tmp_path):
 def test_specs_can_name_zoo_layers_like_keras_layers():
     assert layer_class("local_response_normalization") is LocalResponseNormalization
     assert layer_class("ChannelPadding") is ChannelPadding
-    assert layer_class("batch_normalization") is keras.layers.BatchNormalization
+    assert layer_class("batch_normalization") is BatchNormalization
     assert layer_class("lambda") is None
+
+
+def twin_batch_norms(shape, **options):
+    """Keras's layer and the zoo's, built alike and given the same non-trivial weights."""
+    layers = keras.layers.BatchNormalization(**options), BatchNormalization(**options)
+    for layer in layers:
+        layer.build(shape)
+    weights = [np.random.default_rng(index).uniform(0.5, 2.0, size=w.shape).astype("float32")
+               for index, w in enumerate(layers[0].get_weights())]
+    for layer in layers:
+        layer.set_weights(weights)
+    return layers
+
+
+def normalize_with_gradients(layer, x, training):
+    x = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = layer(x, training=training)
+        loss = tf.reduce_sum(tf.cast(y, tf.float32) ** 3)
+    return y, tape.gradient(loss, [x, *layer.trainable_weights])
+
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("options", [{}, {"center": False, "scale": False, "momentum": 0.5},
+                                     {"epsilon": 1.001e-5}])
+def test_fused_batch_norm_computes_what_keras_computes(training, options):
+    x = np.random.default_rng(7).normal(3.0, 2.0, size=(4, 5, 5, 6)).astype("float32")
+    stock, fused = twin_batch_norms(x.shape, **options)
+    moving_mean_before = fused.moving_mean.numpy()
+    (y_stock, grads_stock), (y_fused, grads_fused) = (
+        normalize_with_gradients(layer, x, training) for layer in (stock, fused))
+    np.testing.assert_allclose(y_fused, y_stock, rtol=1e-4, atol=1e-4)
+    for ours, theirs in zip(grads_fused, grads_stock):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-3, atol=1e-3)
+    # the moving statistics move (in training) exactly as Keras moves them
+    for ours, theirs in zip(fused.non_trainable_weights, stock.non_trainable_weights):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5)
+    assert training == (not np.allclose(fused.moving_mean, moving_mean_before))
+
+
+def test_fused_batch_norm_in_bfloat16_keeps_float32_statistics():
+    x = np.random.default_rng(3).normal(size=(8, 4, 4, 16)).astype("float32")
+    stock, fused = twin_batch_norms(x.shape)
+    fused_bf16 = BatchNormalization(dtype="mixed_bfloat16")
+    fused_bf16.build(x.shape)
+    fused_bf16.set_weights(stock.get_weights())
+    y = fused_bf16(tf.cast(x, tf.bfloat16), training=True)
+    assert y.dtype == tf.bfloat16 and fused_bf16.moving_mean.dtype == "float32"
+    np.testing.assert_allclose(tf.cast(y, tf.float32), stock(x, training=True), atol=0.05)
+    np.testing.assert_allclose(fused_bf16.moving_mean, stock.moving_mean, atol=1e-2)
+
+
+def test_batch_norm_the_kernel_cannot_take_falls_back_to_keras():
+    for shape, options in (((6, 10), {}),  # not 4-D
+                           ((2, 3, 3, 10), {"epsilon": 1e-6}),
+                           ((2, 10, 3, 3), {"axis": 1})):
+        x = np.random.default_rng(5).normal(size=shape).astype("float32")
+        stock, fused = twin_batch_norms(shape, **options)
+        assert not fused._fusable(tf.constant(x), None)
+        np.testing.assert_allclose(fused(x, training=True), stock(x, training=True), rtol=1e-5)
