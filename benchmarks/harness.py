@@ -14,10 +14,10 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def measure_in_subprocess(script: str, arguments: list[str]) -> dict:
-    """Run `script --measure ARGUMENTS`; its last output line is a JSON object of figures."""
+def measure_in_subprocess(script: str, arguments: list[str], python: str = sys.executable) -> dict:
+    """Run `python script --measure ARGUMENTS`; its last output line is JSON figures."""
     environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT)
-    finished = subprocess.run([sys.executable, script, "--measure", *arguments],
+    finished = subprocess.run([python, script, "--measure", *arguments],
                               capture_output=True, text=True, env=environment)
     if finished.returncode != 0:
         raise SystemExit(f"measurement {arguments} failed:\n{finished.stderr[-3000:]}")
@@ -25,17 +25,22 @@ def measure_in_subprocess(script: str, arguments: list[str]) -> dict:
 
 
 def interleaved(script: str, cases: list[list[str]], repeats: int,
-                in_process=None) -> list[list[dict]]:
+                in_process=None, python=None) -> list[list[dict]]:
     """Figures per case, one per repetition, the cases alternating in every repetition.
 
     Each measurement runs `script --measure CASE` in a fresh process, or, for smoke runs
-    that only check a benchmark still works, calls `in_process(*CASE)` in this one.
+    that only check a benchmark still works, calls `in_process(*CASE)` in this one. A case
+    for which `python(CASE)` names an interpreter (a side measured in another environment,
+    or one that needs a fresh process even in a smoke run) always runs in a fresh process
+    of that interpreter.
     """
     results = [[] for _ in cases]
     for repetition in range(repeats):
         for index, case in enumerate(cases):
-            results[index].append(in_process(*case) if in_process else
-                                  measure_in_subprocess(script, case))
+            interpreter = python(case) if python else None
+            results[index].append(
+                in_process(*case) if in_process and not interpreter else
+                measure_in_subprocess(script, case, interpreter or sys.executable))
             print(f"  repetition {repetition + 1}/{repeats} {' '.join(case)}: "
                   f"{results[index][-1]}", file=sys.stderr, flush=True)
     return results

@@ -41,6 +41,7 @@ def measure(side: str, spec: str, image, batch, steps,
     from benchmarks.measure import keras_fit, with_stock_keras_layers, zoo_loop
     from zoo.devices import choose_precision, dtype_policy
     from zoo.macs import model_macs
+    from zoo.summary import parameter_counts
 
     overrides = [f"model.inputs.image=[{image},{image},3]"] if image else []
     precision = {"zoo bf16": "mixed_bfloat16", "zoo default": choose_precision("auto")}.get(
@@ -53,7 +54,7 @@ def measure(side: str, spec: str, image, batch, steps,
             speed = zoo_loop(model, batch, steps, xla=True if side == "zoo xla" else "auto",
                              around_timed=around_timed)
     return {"img_s": speed, "peak_rss_mb": peak_rss_mb(), "precision": precision,
-            "macs": model_macs(model)}
+            "macs": model_macs(model), "params": parameter_counts(model)["trainable_params"]}
 
 
 def main():

@@ -1,16 +1,18 @@
 """Every benchmark still runs and prints its table (tiny sizes, one process); the real
 figures come from the full runs recorded in BENCHMARKS.md, not from tests."""
 
+import re
 import subprocess
 import sys
 
 import pytest
 
+from benchmarks.pytorch_comparison import SIDES, torch_python
 from conftest import ROOT
 
 
-def run_smoke(script):
-    return subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--smoke"],
+def run_smoke(script, *args):
+    return subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--smoke", *args],
                           cwd=ROOT, capture_output=True, text=True, timeout=600)
 
 
@@ -95,3 +97,32 @@ def test_profile_training_splits_the_step_among_ops():
     assert float(categories[0][1]) > 0  # LeNet's convolutions, forward
     _, *ops = table_rows(tables[1])
     assert "convolution backward" in {row[1].strip() for row in ops}
+
+
+def check_pytorch_comparison(result, sides):
+    """The table has a row per side (PyTorch's only where its python is found), and both
+    ResNet-50s have the spec's parameters."""
+    assert result.returncode == 0, result.stderr
+    found = torch_python(None) is not None
+    if not found:
+        sides = [side for side in sides if not side.startswith("torch")]
+        assert result.stdout.startswith("No PyTorch python")
+    header, *rows = table_rows(result.stdout.split("\n\n")[0])
+    assert [cell.strip() for cell in header] == ["threads", "batch", "side", "precision",
+                                                 "layout", "images/s", "ratio", "peak MB"]
+    assert [row[2].strip() for row in rows] == sides
+    assert all(float(row[5]) > 0 for row in rows) and rows[0][6].strip() == "1.00"
+    counts = re.search(r"trainable parameters: (.*)", result.stdout).group(1)
+    assert re.findall(r"\d{1,3}(?:,\d{3})+", counts) == ["25,557,032"] * (1 + found)
+    assert ("Keras / PyTorch" in result.stdout) == found
+
+
+def test_pytorch_comparison_runs_keras_and_any_pytorch():
+    sides = ["keras float32", "torch bf16"]  # one ResNet-50 trace: half a minute
+    check_pytorch_comparison(run_smoke("pytorch_comparison.py", "--threads", "1",
+                                       "--sides", *sides), sides)
+
+
+@pytest.mark.slow  # three ResNet-50 traces and four PyTorch processes: minutes on 2 cores
+def test_pytorch_comparison_compares_every_side():
+    check_pytorch_comparison(run_smoke("pytorch_comparison.py"), list(SIDES))
