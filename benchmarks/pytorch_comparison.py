@@ -12,9 +12,8 @@ PyTorch lives in a benchmark-only environment and is never a project dependency:
     /work/venv-pytorch/bin/pip install torch==2.13.0 numpy \\
         --index-url https://download.pytorch.org/whl/cpu
 
-Its interpreter is --torch-python, else $ZOO_TORCH_PYTHON, else /work/venv-pytorch/bin/python
-if that exists; with none (or an empty one), the script says so in one line and measures the
-Keras sides only.
+Its interpreter is --torch-python, else $ZOO_TORCH_PYTHON; with neither (or an empty one),
+the script says so in one line and measures the Keras sides only.
 
 The model is specs/resnet50.yaml on the Keras sides and benchmarks/torch_resnet50.py, the
 same layers and parameters written by hand, on PyTorch's (the table's header prints both
@@ -58,7 +57,6 @@ TORCH_SIDES = {"torch float32": (False, False), "torch bf16": (True, False),
                "torch float32 channels_last": (False, True),
                "torch bf16 channels_last": (True, True)}
 SIDES = (*KERAS_SIDES, *TORCH_SIDES)
-DEFAULT_TORCH_PYTHON = "/work/venv-pytorch/bin/python"
 
 
 def measure(side: str, threads, image, batch, steps) -> dict:
@@ -86,8 +84,6 @@ def torch_python(given: str | None) -> str | None:
     as empty, to measure the Keras sides alone)."""
     if given is None:
         given = os.environ.get("ZOO_TORCH_PYTHON")
-    if given is None:
-        return DEFAULT_TORCH_PYTHON if os.path.exists(DEFAULT_TORCH_PYTHON) else None
     return given or None
 
 
@@ -117,7 +113,7 @@ def main():
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--torch-python", metavar="PATH",
                         help="the PyTorch environment's python, empty for none (default: "
-                             f"$ZOO_TORCH_PYTHON, else {DEFAULT_TORCH_PYTHON} if present)")
+                             "$ZOO_TORCH_PYTHON)")
     args = parser.parse_args()
     if measured_as_asked(args, measure):
         return
@@ -126,8 +122,8 @@ def main():
         parser.error(f"the PyTorch python {python} is not an executable file")
     sides = args.sides
     if python is None:
-        print(f"No PyTorch python (--torch-python, $ZOO_TORCH_PYTHON or {DEFAULT_TORCH_PYTHON})"
-              ": measuring the Keras sides only.")
+        print("No PyTorch python (--torch-python or $ZOO_TORCH_PYTHON): measuring the Keras "
+              "sides only.")
         sides = [side for side in sides if side not in TORCH_SIDES]
         if not sides:
             return
