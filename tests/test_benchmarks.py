@@ -126,3 +126,13 @@ def test_pytorch_comparison_runs_keras_and_any_pytorch():
 @pytest.mark.slow  # three ResNet-50 traces and four PyTorch processes: minutes on 2 cores
 def test_pytorch_comparison_compares_every_side():
     check_pytorch_comparison(run_smoke("pytorch_comparison.py"), list(SIDES))
+
+
+def test_batch_norm_compares_keras_and_fused_layers():
+    result = run_smoke("batch_norm.py")
+    assert result.returncode == 0, result.stderr
+    header, *rows = table_rows(result.stdout)
+    assert [cell.strip() for cell in header] == ["precision", "input", "keras", "zoo (fused)",
+                                                 "speed-up"]
+    assert [row[0].strip() for row in rows] == ["float32", "mixed_bfloat16"]
+    assert all(float(row[4]) > 0 for row in rows)
