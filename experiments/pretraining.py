@@ -12,8 +12,10 @@ and the other 20% are the validation set that picks the learning rate (so the
 selection spends only the budget's own labels; the test set is never used to
 choose anything). All 4,000 training images, labels ignored, pretrain.
 
-Per (setting, depth, seed) the hidden layers are pretrained once, as stacked
-denoising autoencoders through the zoo's own `pretrain` phases. Then for each
+Per (setting, seed) one stack of hidden layers, as deep as the deepest depth
+asked for, is pretrained once as stacked denoising autoencoders through the
+zoo's own `pretrain` phases; a network of depth d starts from its first d
+layers (greedy training of a layer never sees the layers above it). Then for each
 budget and each learning rate of the grid, two arms get the same number of
 supervised epochs: pretrained (softmax on the frozen codes, then fine-tuning
 of everything) and random initialization (all layers trained from the start).
@@ -183,19 +185,26 @@ def run(args):
     strategy = tf.distribute.get_strategy()
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     for seed in args.seeds:
+        # A greedy stack's lower layers do not depend on what is stacked above them, so one
+        # stack of the deepest depth per seed serves every depth: depth d takes its first d.
+        began = time.monotonic()
+        stack, stack_reconstruction = pretrain_layers(args.setting, max(args.depths), seed,
+                                                      args, strategy)
+        pretrain_seconds = time.monotonic() - began
         for depth in args.depths:
-            began = time.monotonic()
-            weights, reconstruction = pretrain_layers(args.setting, depth, seed, args, strategy)
-            pretrain_seconds = time.monotonic() - began
+            weights = {f"hidden{i}_dense": stack[f"hidden{i}_dense"] for i in range(1, depth + 1)}
+            reconstruction = stack_reconstruction[:depth]
             for budget in args.budgets:
                 for arm in ("pretrained", "random"):
                     trials = []
                     for rate in SETTINGS[args.setting]["rates"]:
                         spec = spec_for(args.setting, depth, seed, budget, rate, args,
                                         pretrain=arm == "pretrained")
+                        trial_began = time.monotonic()
                         val, test = train_arm(spec, weights if arm == "pretrained" else None,
                                               depth, args, strategy)
-                        trials.append({"rate": rate, "val_accuracy": val, "test_accuracy": test})
+                        trials.append({"rate": rate, "val_accuracy": val, "test_accuracy": test,
+                                       "seconds": round(time.monotonic() - trial_began, 1)})
                     best = max(trials, key=lambda trial: trial["val_accuracy"])
                     row = {"setting": args.setting + (f" ({args.variant})" if args.variant else ""),
                            "depth": depth, "seed": seed,
