@@ -117,6 +117,10 @@ def test_pretraining_resumes_in_the_phase_and_epoch_where_it_stopped(tmp_path):
     history = json.loads((tmp_path / "exports" / "sdae" / "1" / "history.json").read_text())
     assert [len(history[name]) for name in ("pretrain-1-hidden1", "pretrain-2-hidden2",
                                             "head", "finetune")] == [30, 30, 2, 2]
+    metadata = json.loads((tmp_path / "exports" / "sdae" / "1" / "metadata.json").read_text())
+    assert [(phase["name"], phase["epochs"]) for phase in metadata["phases"]] == [
+        ("pretrain-1-hidden1", 30), ("pretrain-2-hidden2", 30), ("head", 2), ("finetune", 2)]
+    assert metadata["phases"][1]["val_loss"] == history["pretrain-2-hidden2"][-1]["val_loss"]
 
 
 CONV = """\

@@ -2,7 +2,7 @@
 
 Each version directory holds the SavedModel (`saved_model.pb`, `variables/`)
 and beside it `model.keras` (to train further), `spec.yaml` (the resolved
-spec), `labels.txt`, `metadata.json` (input, outputs, dataset, versions),
+spec), `labels.txt`, `metadata.json` (input, outputs, dataset, training phases, versions),
 `history.json`, `metrics.json` and `training.png` (loss and metrics per epoch).
 The SavedModel's `serving_default` takes the raw images as the dataset yields
 them (uint8) under the dataset's input name, applies the spec's preprocessing
@@ -132,6 +132,11 @@ def _write_version(directory, spec, model, info: DataInfo, history, metrics, dat
         "input": {"name": INPUT_NAME, "dtype": "uint8", "shape": [None, *info.image_shape]},
         "outputs": nodes, "target": spec.train.get("target") or "label",
         "dataset": dataset, "class_names": info.class_names,
+        # every phase in order (greedy stages, head, fine-tuning) with its last epoch's figures;
+        # history.json has every epoch
+        "phases": [{"name": name, "epochs": len(epochs),
+                    **{key: value for key, value in epochs[-1].items() if key != "seconds"}}
+                   for name, epochs in history.items() if epochs],
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__,
                      "python": platform.python_version()},
     }
