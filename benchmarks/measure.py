@@ -11,6 +11,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from zoo.data import without_autotuning
 from zoo.training import Plan, Trainer, make_loss, make_optimizer
 
 WARMUP_STEPS = 3  # tracing and the first slow steps, not timed
@@ -22,7 +23,7 @@ def in_memory_batches(model: keras.Model, batch_size: int) -> tf.data.Dataset:
     shape = (batch_size, *model.inputs[0].shape[1:])
     images = tf.constant(random.random(shape, dtype=np.float32))
     labels = tf.constant(random.integers(0, model.outputs[0].shape[-1], batch_size))
-    return tf.data.Dataset.from_tensors((images, labels)).repeat()
+    return without_autotuning(tf.data.Dataset.from_tensors((images, labels)).repeat())
 
 
 def with_stock_keras_layers(model: keras.Model) -> keras.Model:

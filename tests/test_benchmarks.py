@@ -54,6 +54,16 @@ def test_input_pipeline_compares_pipeline_and_memory():
     assert row[0].strip() == "lenet" and float(row[4]) > 0
 
 
+def test_epoch_end_compares_tf_data_default_and_zoo_epochs():
+    result = run_smoke("epoch_end.py")
+    assert result.returncode == 0, result.stderr
+    header, *rows = table_rows(result.stdout)
+    assert [cell.strip() for cell in header] == ["side", "epochs", "median s", "mean s",
+                                                 "longest s", "stalled"]
+    assert [row[0].strip() for row in rows] == ["tf.data default", "zoo"]
+    assert all(row[1].strip() == "1" and float(row[2]) > 0 for row in rows)
+
+
 def test_precision_accuracy_trains_both_precisions():
     result = run_smoke("precision_accuracy.py")
     assert result.returncode == 0, result.stderr

@@ -226,6 +226,21 @@ def test_killed_run_resumes_where_it_stopped(tiny):
     assert len(history["train"]) == 8
 
 
+def test_training_and_validation_batches_have_tf_data_autotuning_off(tiny):
+    # With it on, an epoch's last batch can wait for the autotuning thread's next wake-up
+    # (benchmarks/epoch_end.py); the option set on the raw split must reach what train() feeds.
+    from zoo.run import load_splits
+    from zoo.training import Plan, batches
+
+    spec = zoo.load_spec(tiny / "tiny.yaml")
+    splits = load_splits(spec, "train", download=False)
+    plan = Plan.from_section(spec.train, splits.info, splits.train_size)
+    for raw, training in ((splits.train, True), (splits.eval, False)):
+        fed = batches(raw, splits, (8, 8, 1), plan, training=training)
+        assert fed.options().autotune.enabled is False
+        assert len(list(fed)) == (plan.steps_per_epoch if training else 12)  # 360 / 32
+
+
 def test_dataset_problems_are_clear(tiny, tfds_data_dir):
     missing = run("train.py", "tiny.yaml", "--set", "data.dataset=mnist", cwd=tiny)
     assert missing.returncode == 2

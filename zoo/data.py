@@ -55,8 +55,24 @@ def is_folder(name: str) -> bool:
 def load_split(name: str, split: str, *, download: bool = False, where=(None, "data.dataset")):
     """(tf.data.Dataset of (uint8 image, int64 label), DataInfo) for one split."""
     if is_folder(name):
-        return _folder_split(Path(os.path.expanduser(name)), split, where)
-    return _tfds_split(name, split, download, where)
+        dataset, info = _folder_split(Path(os.path.expanduser(name)), split, where)
+    else:
+        dataset, info = _tfds_split(name, split, download, where)
+    return without_autotuning(dataset), info
+
+
+def without_autotuning(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """`dataset` (and every pipeline built on it) with tf.data's autotuning thread off.
+
+    With it on, the end of an iterator (the last batch of every epoch) can wait for that
+    thread's next wake-up, whose period doubles from 10 ms: ResNet-20 epochs of 7 s took
+    10.7 s in 3 of 10 epochs here, and runs of fixed work ended at 10.24, 20.48 or 40.96 s
+    (BENCHMARKS.md, benchmarks/epoch_end.py). Without it, a map or prefetch given AUTOTUNE
+    still runs one call per core and grows its buffer as needed.
+    """
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.with_options(options)
 
 
 # --- TFDS ------------------------------------------------------------------------------------
