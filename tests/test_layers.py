@@ -10,16 +10,34 @@ from zoo.layers import BatchNormalization, ChannelPadding, LocalResponseNormaliz
 
 def test_lrn_matches_caffe_formula_and_tensorflow():
     x = np.random.default_rng(0).normal(size=(2, 5, 5, 7)).astype("float32") * 10
-    ours = LocalResponseNormalization(size=5, alpha=1e-4, beta=0.75, k=1.0)(x)
+    layer = LocalResponseNormalization(size=5, alpha=1e-4, beta=0.75, k=1.0)
     # Caffe: b_c = a_c / (k + alpha/n * sum_{c' in window} a_c'^2)^beta, window clipped at edges
     squares = np.pad(x**2, [(0, 0), (0, 0), (0, 0), (2, 2)])
     window = sum(squares[..., i:i + 7] for i in range(5))
     expected = x / (1.0 + 1e-4 / 5 * window) ** 0.75
-    np.testing.assert_allclose(ours, expected, rtol=1e-5)
+    np.testing.assert_allclose(layer(x), expected, rtol=1e-5)  # TensorFlow's kernel
+    np.testing.assert_allclose(layer.formula(x), expected, rtol=1e-5)  # element-wise ops
     # tf.nn's alpha is not divided by the window size
     reference = tf.nn.local_response_normalization(x, depth_radius=2, bias=1.0, alpha=1e-4 / 5,
                                                    beta=0.75)
-    np.testing.assert_allclose(ours, reference, rtol=1e-5)
+    np.testing.assert_allclose(layer(x), reference, rtol=1e-5)
+
+
+def test_lrn_gradients_and_bfloat16_follow_the_formula():
+    x = tf.constant(np.random.default_rng(4).normal(size=(2, 3, 3, 9)).astype("float32") * 30)
+    layer = LocalResponseNormalization(size=3, alpha=1e-3, beta=0.75, k=2.0)
+    gradients = []
+    for forward in (layer, layer.formula):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(forward(x) ** 3)
+        gradients.append(tape.gradient(loss, x))
+    np.testing.assert_allclose(*gradients, rtol=1e-4, atol=1e-4)
+    in_bfloat16 = LocalResponseNormalization(size=3, alpha=1e-3, beta=0.75, k=2.0,
+                                             dtype="mixed_bfloat16")(tf.cast(x, tf.bfloat16))
+    assert in_bfloat16.dtype == tf.bfloat16
+    np.testing.assert_allclose(tf.cast(in_bfloat16, tf.float32), layer.formula(x), rtol=2e-2,
+                               atol=2e-2)
 
 
 def test_lrn_rejects_an_even_window():
@@ -77,10 +95,11 @@ def normalize_with_gradients(layer, x, training):
 
 @pytest.mark.parametrize("training", [True, False])
 @pytest.mark.parametrize("options", [{}, {"center": False, "scale": False, "momentum": 0.5},
-                                     {"epsilon": 1.001e-5}])
+                                     {"epsilon": 1e-5}])
 def test_fused_batch_norm_computes_what_keras_computes(training, options):
     x = np.random.default_rng(7).normal(3.0, 2.0, size=(4, 5, 5, 6)).astype("float32")
     stock, fused = twin_batch_norms(x.shape, **options)
+    assert fused._fusable(tf.constant(x), None)
     moving_mean_before = fused.moving_mean.numpy()
     (y_stock, grads_stock), (y_fused, grads_fused) = (
         normalize_with_gradients(layer, x, training) for layer in (stock, fused))
@@ -91,6 +110,15 @@ def test_fused_batch_norm_computes_what_keras_computes(training, options):
     for ours, theirs in zip(fused.non_trainable_weights, stock.non_trainable_weights):
         np.testing.assert_allclose(ours, theirs, rtol=1e-5)
     assert training == (not np.allclose(fused.moving_mean, moving_mean_before))
+
+
+def test_fused_batch_norm_keeps_the_papers_epsilon_exactly():
+    # Variances near epsilon: the 1.001e-5 that tf.nn.fused_batch_norm substitutes for 1e-5
+    # would move the outputs by about 5e-4 of their size.
+    x = np.random.default_rng(2).normal(0.0, 1e-3, size=(8, 3, 3, 4)).astype("float32")
+    stock, fused = twin_batch_norms(x.shape, epsilon=1e-5)
+    np.testing.assert_allclose(fused(x, training=True), stock(x, training=True), rtol=5e-5,
+                               atol=5e-5)
 
 
 def test_fused_batch_norm_in_bfloat16_keeps_float32_statistics():

@@ -31,6 +31,18 @@ class LocalResponseNormalization(keras.layers.Layer):
         self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
 
     def call(self, inputs):
+        if keras.backend.backend() != "tensorflow" or len(inputs.shape) != 4:
+            return self.formula(inputs)
+        # TensorFlow's LRN kernel and its gradient kernel: 3.0-3.5x faster than the formula
+        # (benchmarks/normalization.py). They take float32 (a CPU also float16, not
+        # bfloat16), so other precisions are computed in float32.
+        normalized = tf.nn.local_response_normalization(
+            tf.cast(inputs, tf.float32), depth_radius=self.size // 2, bias=self.k,
+            alpha=self.alpha / self.size, beta=self.beta)
+        return ops.cast(normalized, inputs.dtype)
+
+    def formula(self, inputs):
+        """The definition above in element-wise ops, for any rank and any Keras backend."""
         half = self.size // 2
         squares = ops.square(inputs)
         padded = ops.pad(squares, [[0, 0]] * (len(inputs.shape) - 1) + [[half, half]])
@@ -80,14 +92,17 @@ class BatchNormalization(keras.layers.BatchNormalization):
 
     Keras 3 normalizes with separate element-wise ops and first casts bfloat16 inputs to
     float32; TensorFlow's FusedBatchNormV3 (oneDNN on a CPU, cuDNN on a GPU) does it in one
-    op, in the input's precision with float32 statistics: 3-4x faster per layer on this
-    CPU, about a fifth of a ResNet's training step (BENCHMARKS.md). Same arguments, weights
-    and results (tests/test_layers.py compares them with Keras's layer); what the kernel
-    does not cover (not 4-D channels-last, masks, renorm, synchronized statistics, an
-    epsilon under its floor) runs Keras's own code.
+    op, in the input's precision with float32 statistics: 2-3x faster per layer on these
+    CPUs (benchmarks/normalization.py). Same arguments, weights and results
+    (tests/test_layers.py compares them with Keras's layer); what the kernel does not cover
+    (not 4-D channels-last, masks, renorm, synchronized statistics, an epsilon under
+    cuDNN's minimum) runs Keras's own code.
     """
 
-    SMALLEST_FUSED_EPSILON = 1.001e-5  # the kernel silently raises smaller ones to this
+    # cuDNN's CUDNN_BN_MIN_EPSILON. The kernel is called directly (tf.raw_ops): the Python
+    # wrapper tf.nn.fused_batch_norm would raise every epsilon up to 1.001e-5, so the papers'
+    # 1e-5 (specs/templates/resnet.yaml) would never have been fused.
+    SMALLEST_FUSED_EPSILON = 1e-5
 
     def _fusable(self, inputs, mask) -> bool:
         return (keras.backend.backend() == "tensorflow" and mask is None
@@ -100,21 +115,22 @@ class BatchNormalization(keras.layers.BatchNormalization):
         if not self._fusable(inputs, mask):
             return super().call(inputs, training=training, mask=mask)
         channels = inputs.shape[-1]
-        gamma = self.gamma if self.scale else tf.ones([channels])
-        beta = self.beta if self.center else tf.zeros([channels])
-        if not (training and self.trainable):
-            outputs, _, _ = tf.compat.v1.nn.fused_batch_norm(
-                inputs, gamma, beta, mean=self.moving_mean, variance=self.moving_variance,
-                epsilon=self.epsilon, is_training=False)
-            return ops.cast(outputs, self.compute_dtype)
-        outputs, mean, variance = tf.compat.v1.nn.fused_batch_norm(
-            inputs, gamma, beta, epsilon=self.epsilon, is_training=True)
-        # The kernel returns the unbiased variance; Keras's moving average takes the biased.
-        count = tf.cast(tf.size(inputs) // channels, tf.float32)
-        variance = variance * (count - 1.0) / tf.maximum(count, 1.0)
-        self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
-        self.moving_variance.assign(
-            self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
+        training = bool(training and self.trainable)
+        unused = tf.zeros([0])  # in training the kernel computes the batch statistics itself
+        outputs, mean, variance, *_ = tf.raw_ops.FusedBatchNormV3(
+            x=inputs, scale=self.gamma if self.scale else tf.ones([channels]),
+            offset=self.beta if self.center else tf.zeros([channels]),
+            mean=unused if training else self.moving_mean,
+            variance=unused if training else self.moving_variance,
+            epsilon=self.epsilon, is_training=training)
+        if training:
+            # The kernel returns the unbiased variance; Keras's moving average takes the biased.
+            count = tf.cast(tf.size(inputs) // channels, tf.float32)
+            variance = variance * (count - 1.0) / tf.maximum(count, 1.0)
+            self.moving_mean.assign(
+                self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
+            self.moving_variance.assign(
+                self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
         return ops.cast(outputs, self.compute_dtype)
 
 
