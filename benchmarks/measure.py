@@ -27,16 +27,14 @@ def in_memory_batches(model: keras.Model, batch_size: int) -> tf.data.Dataset:
 
 
 def with_stock_keras_layers(model: keras.Model) -> keras.Model:
-    """The same network built from Keras's own layers only (Keras's BatchNormalization in
-    place of the zoo's fused one): what a user writing the model by hand would train."""
-    from zoo.layers import BatchNormalization
+    """The same network built from Keras's own layers only (Keras's BatchNormalization and
+    Conv2D in place of the zoo's faster ones): what a user writing the model by hand would
+    train."""
+    from zoo.layers import FASTER
 
-    def stock(layer):
-        cls = keras.layers.BatchNormalization if isinstance(layer, BatchNormalization) \
-            else type(layer)
-        return cls.from_config(layer.get_config())
-
-    return keras.models.clone_model(model, clone_function=stock)
+    stock = {zoo_class: keras_class for keras_class, zoo_class in FASTER.items()}
+    return keras.models.clone_model(model, clone_function=lambda layer: stock.get(
+        type(layer), type(layer)).from_config(layer.get_config()))
 
 
 def keras_fit(model: keras.Model, batch_size: int, steps: int) -> float:

@@ -138,13 +138,14 @@ def test_pytorch_comparison_compares_every_side():
     check_pytorch_comparison(run_smoke("pytorch_comparison.py"), list(SIDES))
 
 
-def test_normalization_compares_stock_and_zoo_layers():
-    result = run_smoke("normalization.py")
+def test_layers_compares_stock_and_zoo_layers():
+    result = run_smoke("layers.py")
     assert result.returncode == 0, result.stderr
     header, *rows = table_rows(result.stdout)
     assert [cell.strip() for cell in header] == ["layer", "precision", "input", "stock", "zoo",
                                                  "speed-up"]
     assert [(row[0].strip(), row[1].strip(), row[3].split()[0]) for row in rows] == [
         ("batch_norm", "float32", "keras"), ("batch_norm", "mixed_bfloat16", "keras"),
-        ("lrn", "float32", "formula"), ("lrn", "mixed_bfloat16", "formula")]
+        ("lrn", "float32", "formula"), ("lrn", "mixed_bfloat16", "formula"),
+        ("grouped_conv", "float32", "keras"), ("grouped_conv", "mixed_bfloat16", "keras")]
     assert all(float(row[4]) > 0 and float(row[5]) > 0 for row in rows)

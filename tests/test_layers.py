@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from zoo.layers import BatchNormalization, ChannelPadding, LocalResponseNormalization, layer_class
+from zoo.layers import (BatchNormalization, ChannelPadding, Conv2D, LocalResponseNormalization,
+                        layer_class)
 
 
 def test_lrn_matches_caffe_formula_and_tensorflow():
@@ -69,6 +70,7 @@ def test_specs_can_name_zoo_layers_like_keras_layers():
     assert layer_class("local_response_normalization") is LocalResponseNormalization
     assert layer_class("ChannelPadding") is ChannelPadding
     assert layer_class("batch_normalization") is BatchNormalization
+    assert layer_class("conv2d") is Conv2D and layer_class("Convolution2D") is Conv2D
     assert layer_class("lambda") is None
 
 
@@ -141,3 +143,23 @@ def test_batch_norm_the_kernel_cannot_take_falls_back_to_keras():
         stock, fused = twin_batch_norms(shape, **options)
         assert not fused._fusable(tf.constant(x), None)
         np.testing.assert_allclose(fused(x, training=True), stock(x, training=True), rtol=1e-5)
+
+
+@pytest.mark.parametrize("groups", [1, 2, 4])
+def test_grouped_conv2d_computes_what_keras_computes(groups):
+    x = tf.constant(np.random.default_rng(6).normal(size=(2, 7, 7, 8)).astype("float32"))
+    options = {"filters": 12, "kernel_size": 3, "strides": 2, "padding": "same",
+               "groups": groups}
+    stock, ours = keras.layers.Conv2D(**options), Conv2D(**options)
+    for layer in (stock, ours):
+        layer.build(x.shape)
+    ours.set_weights(stock.get_weights())
+    results = []
+    for layer in (stock, ours):  # Keras compiles a grouped one with XLA; ours splits it
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x)
+            loss = tf.reduce_sum(y ** 3)
+        results.append([y, *tape.gradient(loss, [x, *layer.trainable_weights])])
+    for theirs, mine in zip(*results):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-4, atol=1e-4)

@@ -1,5 +1,6 @@
-"""The few layers Keras lacks, and a faster BatchNormalization. Registered so a saved
-`.keras` file reloads them."""
+"""The few layers Keras lacks, and faster versions of two Keras layers (BatchNormalization,
+grouped Conv2D) with the same arguments and weights. Registered so a saved `.keras` file
+reloads them."""
 
 from __future__ import annotations
 
@@ -34,8 +35,8 @@ class LocalResponseNormalization(keras.layers.Layer):
         if keras.backend.backend() != "tensorflow" or len(inputs.shape) != 4:
             return self.formula(inputs)
         # TensorFlow's LRN kernel and its gradient kernel: 3.0-3.5x faster than the formula
-        # (benchmarks/normalization.py). They take float32 (a CPU also float16, not
-        # bfloat16), so other precisions are computed in float32.
+        # (benchmarks/layers.py). They take float32 (a CPU also float16, not bfloat16), so
+        # other precisions are computed in float32.
         normalized = tf.nn.local_response_normalization(
             tf.cast(inputs, tf.float32), depth_radius=self.size // 2, bias=self.k,
             alpha=self.alpha / self.size, beta=self.beta)
@@ -93,7 +94,7 @@ class BatchNormalization(keras.layers.BatchNormalization):
     Keras 3 normalizes with separate element-wise ops and first casts bfloat16 inputs to
     float32; TensorFlow's FusedBatchNormV3 (oneDNN on a CPU, cuDNN on a GPU) does it in one
     op, in the input's precision with float32 statistics: 2-3x faster per layer on these
-    CPUs (benchmarks/normalization.py). Same arguments, weights and results
+    CPUs (benchmarks/layers.py). Same arguments, weights and results
     (tests/test_layers.py compares them with Keras's layer); what the kernel does not cover
     (not 4-D channels-last, masks, renorm, synchronized statistics, an epsilon under
     cuDNN's minimum) runs Keras's own code.
@@ -134,7 +135,33 @@ class BatchNormalization(keras.layers.BatchNormalization):
         return ops.cast(outputs, self.compute_dtype)
 
 
-ZOO_LAYERS = (LocalResponseNormalization, ChannelPadding, BatchNormalization)
+@keras.saving.register_keras_serializable(package="zoo")
+class Conv2D(keras.layers.Conv2D):
+    """Keras's Conv2D, with a grouped convolution computed one group at a time.
+
+    TensorFlow's CPU kernels take no groups, so Keras 3 compiles every grouped convolution
+    with XLA, whose convolutions are slow on a CPU: AlexNet's grouped conv2, conv4 and conv5
+    took most of its training step. Splitting the channels into `groups` ordinary
+    convolutions (oneDNN's kernels on a CPU) and concatenating their outputs computes the
+    same thing with the same kernel, as Caffe did: 6-9x faster in float32, 19-28x in
+    bfloat16 for AlexNet's conv2 and conv4 (benchmarks/layers.py).
+    """
+
+    def convolution_op(self, inputs, kernel):
+        if self.groups == 1 or keras.backend.backend() != "tensorflow" \
+                or self.data_format != "channels_last":
+            return super().convolution_op(inputs, kernel)
+        # The kernel is (height, width, input channels per group, filters), its filters in
+        # group order: group g reads input channels g*in/G.. and writes filters g*out/G..
+        return tf.concat([super(Conv2D, self).convolution_op(group_inputs, group_kernel)
+                          for group_inputs, group_kernel in zip(
+                              tf.split(inputs, self.groups, axis=-1),
+                              tf.split(kernel, self.groups, axis=-1))], axis=-1)
+
+
+ZOO_LAYERS = (LocalResponseNormalization, ChannelPadding, BatchNormalization, Conv2D)
+# The zoo's layers that replace a Keras layer of the same name and arguments.
+FASTER = {keras.layers.BatchNormalization: BatchNormalization, keras.layers.Conv2D: Conv2D}
 
 
 # --- lookup by name: every Keras layer, plus ours --------------------------------------------
@@ -157,7 +184,7 @@ def _collect_layers() -> dict[str, type]:
         cls = getattr(keras.layers, attribute)
         if isinstance(cls, type) and issubclass(cls, keras.layers.Layer) \
                 and attribute not in _NOT_NAMEABLE:
-            classes[attribute] = cls
+            classes[attribute] = FASTER.get(cls, cls)  # also under aliases (Convolution2D)
     for cls in ZOO_LAYERS:
         classes[cls.__name__] = cls
     return classes
