@@ -93,7 +93,7 @@ class BatchNormalization(keras.layers.BatchNormalization):
 
     Keras 3 normalizes with separate element-wise ops and first casts bfloat16 inputs to
     float32; TensorFlow's FusedBatchNormV3 (oneDNN on a CPU, cuDNN on a GPU) does it in one
-    op, in the input's precision with float32 statistics: 2-3x faster per layer on these
+    op, in the input's precision with float32 statistics: 1.4-3.1x faster per layer on these
     CPUs (benchmarks/layers.py). Same arguments, weights and results
     (tests/test_layers.py compares them with Keras's layer); what the kernel does not cover
     (not 4-D channels-last, masks, renorm, synchronized statistics, an epsilon under
