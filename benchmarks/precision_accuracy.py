@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks.harness import ROOT, markdown_table  # noqa: E402
 
 PRECISIONS = ("float32", "auto")
-EPOCHS = {"lenet": 5, "resnet20": 5}
+EPOCHS = {"lenet": 5, "resnet20": 15}
 
 
 def train_accuracy(spec: str, precision: str, seed: int, epochs: int, output: str) -> float:
@@ -50,9 +50,12 @@ def main():
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--specs", nargs="+", default=list(EPOCHS), choices=EPOCHS)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--epochs", type=int, help="for every spec (default: lenet 5, "
+                                                   "resnet20 15)")
     parser.add_argument("--smoke", action="store_true")
     args = parser.parse_args()
-    specs = {"lenet": 1} if args.smoke else {name: EPOCHS[name] for name in args.specs}
+    specs = {"lenet": 1} if args.smoke else {name: args.epochs or EPOCHS[name]
+                                             for name in args.specs}
     seeds = [0] if args.smoke else args.seeds
     rows = []
     with tempfile.TemporaryDirectory() as output:

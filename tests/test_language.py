@@ -86,6 +86,27 @@ BLOCKS = """
 """
 
 
+def test_under_mixed_precision_the_output_layers_compute_in_float32(write_spec):
+    from zoo.devices import dtype_policy
+
+    path = write_spec("""
+        model:
+          inputs: {x: [8]}
+          layers:
+            - dense: {units: 4, name: hidden}
+            - dense: {units: 3, activation: softmax, name: probabilities}
+            - dense: {units: 2, inputs: hidden, name: code, dtype: mixed_bfloat16}
+          outputs: [probabilities, code]
+    """)
+    with dtype_policy("mixed_bfloat16"):
+        mixed = zoo.build_model(path)
+    assert {layer.name: layer.compute_dtype for layer in mixed.layers[1:]} == {
+        "hidden": "bfloat16", "probabilities": "float32", "code": "bfloat16"}  # as the spec says
+    assert [output.dtype for output in mixed.outputs] == ["float32", "bfloat16"]
+    assert {layer.name: layer.compute_dtype for layer in zoo.build_model(path).layers[1:]} == {
+        "hidden": "float32", "probabilities": "float32", "code": "bfloat16"}
+
+
 def test_blocks_repeat_and_overrides_give_hierarchical_names(write_spec):
     names = layer_names(zoo.build_model(write_spec(BLOCKS)))
     assert {"stage1_block1_fc1", "stage1_block1_fc2", "stage1_block1_shortcut",

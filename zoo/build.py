@@ -30,8 +30,12 @@ def model_from_graph(graph: Graph, name: str) -> keras.Model:
     tensors = {node.name: keras.Input(shape=node.shape, dtype=node.dtype, name=node.name)
                for node in graph.inputs}
     inputs = list(tensors.values())
+    # Under a mixed precision policy the layers that produce the model's outputs compute in
+    # float32, as Keras's mixed precision guide advises: a softmax in bfloat16 keeps about
+    # 3 significant digits, too few for the losses and gradients of confident predictions.
+    mixed = keras.mixed_precision.global_policy().name.startswith("mixed_")
     for node in graph.layers:
-        layer = _construct(node)
+        layer = _construct(node, float32=mixed and node.name in graph.outputs)
         arguments = [tensors[name] for name in node.inputs]
         try:
             tensors[node.name] = layer(arguments[0] if len(arguments) == 1 else arguments)
@@ -44,7 +48,8 @@ def model_from_graph(graph: Graph, name: str) -> keras.Model:
                        outputs[0] if len(outputs) == 1 else outputs, name=name)
 
 
-def _construct(node: LayerNode) -> keras.layers.Layer:
+def _construct(node: LayerNode, float32: bool = False) -> keras.layers.Layer:
+    """The node's layer; `float32`: computing in float32 unless the spec names a dtype."""
     accepted = _accepted_args(node.layer_class)
     for key, value in node.kwargs.items():
         if accepted is not None and key not in accepted:
@@ -54,6 +59,8 @@ def _construct(node: LayerNode) -> keras.layers.Layer:
             raise _located(node, f"unknown activation '{value}'{suggest(value, _ACTIVATIONS)}",
                            key)
     kwargs = {key: _keras_object(node, key, value) for key, value in node.kwargs.items()}
+    if float32:
+        kwargs.setdefault("dtype", "float32")
     try:
         return node.layer_class(**kwargs, name=node.name)
     except Exception as exc:  # Keras validates arguments with TypeError, ValueError and more
