@@ -26,7 +26,8 @@ def measure_in_subprocess(script: str, arguments: list[str], python: str = sys.e
 
 def interleaved(script: str, cases: list[list[str]], repeats: int,
                 in_process=None, python=None) -> list[list[dict]]:
-    """Figures per case, one per repetition, the cases alternating in every repetition.
+    """Figures per case, one per repetition, the cases alternating in every repetition (in
+    an order that rotates from one repetition to the next).
 
     Each measurement runs `script --measure CASE` in a fresh process, or, for smoke runs
     that only check a benchmark still works, calls `in_process(*CASE)` in this one. A case
@@ -36,7 +37,9 @@ def interleaved(script: str, cases: list[list[str]], repeats: int,
     """
     results = [[] for _ in cases]
     for repetition in range(repeats):
-        for index, case in enumerate(cases):
+        # Each repetition starts one case later, so no case always runs first or last.
+        for index in [(start + repetition) % len(cases) for start in range(len(cases))]:
+            case = cases[index]
             interpreter = python(case) if python else None
             results[index].append(
                 in_process(*case) if in_process and not interpreter else

@@ -8,7 +8,9 @@ the model differs: the spec's as the zoo builds it (its fused BatchNormalization
 same network rebuilt from Keras's own layers (the declarative layer's cost alone), and
 keras.applications. Each measurement is its own process, the sides alternate, and the
 table shows medians. The build-time row compares ResNet-152 from YAML with
-keras.applications.ResNet152 (construction only, no weights).
+keras.applications.ResNet152 (construction only, no weights). The last row compares the
+traced inference graphs: the same op types in the same order mean the declarative layer
+hands TensorFlow the very computation keras.applications does.
 """
 
 from __future__ import annotations
@@ -40,6 +42,20 @@ def build(side: str, depth: int, image: int):
     return application(weights=None, input_shape=tuple(shape))
 
 
+def graph_digest(model) -> str:
+    """A digest of the op types, in creation order, of the model's traced inference graph:
+    equal digests mean TensorFlow is handed the same computation."""
+    import hashlib
+
+    import tensorflow as tf
+
+    forward = tf.function(lambda images: model(images, training=False))
+    graph = forward.get_concrete_function(
+        tf.TensorSpec([None, *model.inputs[0].shape[1:]])).graph
+    types = " ".join(op.type for op in graph.get_operations())
+    return hashlib.sha256(types.encode()).hexdigest()[:12]
+
+
 def measure(side: str, image, batch, steps, build_depth) -> dict:
     image, batch, steps, build_depth = int(image), int(batch), int(steps), int(build_depth)
     from benchmarks.measure import inference, keras_fit, with_stock_keras_layers
@@ -51,7 +67,8 @@ def measure(side: str, image, batch, steps, build_depth) -> dict:
     if side == "spec, Keras layers":
         model = with_stock_keras_layers(model)
     return {"build_s": build_seconds, "train_img_s": keras_fit(model, batch, steps),
-            "infer_img_s": inference(model, batch, steps), "peak_rss_mb": peak_rss_mb()}
+            "infer_img_s": inference(model, batch, steps), "peak_rss_mb": peak_rss_mb(),
+            "graph": graph_digest(model)}
 
 
 def main():
@@ -79,6 +96,9 @@ def main():
                                for figures in (spec, spec_keras_layers, application))
         rows.append([label, f"{ours:.3g}", f"{plain:.3g}", f"{theirs:.3g}",
                      f"{ours / theirs:.3f}", f"{plain / theirs:.3f}"])
+    digests = [figures[0]["graph"] for figures in (spec, spec_keras_layers, application)]
+    rows.append(["inference graph (digest of its op types in order)", *digests,
+                 *("same" if digest == digests[2] else "different" for digest in digests[:2])])
     print(f"medians of {args.repeats} alternating runs each; ratios to keras.applications")
     print(markdown_table(["figure", "from the spec", "from the spec, Keras layers",
                           "keras.applications", "ratio", "ratio, Keras layers"], rows))
