@@ -89,15 +89,17 @@ class ChannelPadding(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="zoo")
 class BatchNormalization(keras.layers.BatchNormalization):
-    """Keras's BatchNormalization, computed by TensorFlow's fused kernel where it applies.
+    """Keras's BatchNormalization, trained with TensorFlow's fused kernel where it applies.
 
-    Keras 3 normalizes with separate element-wise ops and first casts bfloat16 inputs to
-    float32; TensorFlow's FusedBatchNormV3 (oneDNN on a CPU, cuDNN on a GPU) does it in one
-    op, in the input's precision with float32 statistics: 1.4-3.1x faster per layer on these
-    CPUs (benchmarks/layers.py). Same arguments, weights and results
-    (tests/test_layers.py compares them with Keras's layer); what the kernel does not cover
-    (not 4-D channels-last, masks, renorm, synchronized statistics, an epsilon under
-    cuDNN's minimum) runs Keras's own code.
+    In training, Keras 3 normalizes with separate element-wise ops and first casts bfloat16
+    inputs to float32; TensorFlow's FusedBatchNormV3 (oneDNN on a CPU, cuDNN on a GPU) does
+    it in one op, in the input's precision with float32 statistics: 1.4-3.1x faster per
+    layer on these CPUs (benchmarks/layers.py). Same arguments, weights and results
+    (tests/test_layers.py compares them with Keras's layer). Inference runs Keras's own
+    multiply-add, which TensorFlow folds into the ops around it (the kernel there made
+    ResNet-50's inference 3% slower, benchmarks/overhead.py), and so does what the kernel
+    does not cover: not 4-D channels-last, masks, renorm, synchronized statistics, an
+    epsilon under cuDNN's minimum.
     """
 
     # cuDNN's CUDNN_BN_MIN_EPSILON. The kernel is called directly (tf.raw_ops): the Python
@@ -113,25 +115,20 @@ class BatchNormalization(keras.layers.BatchNormalization):
                 and self.epsilon >= self.SMALLEST_FUSED_EPSILON)
 
     def call(self, inputs, training=None, mask=None):
-        if not self._fusable(inputs, mask):
+        if not (training and self.trainable and self._fusable(inputs, mask)):
             return super().call(inputs, training=training, mask=mask)
         channels = inputs.shape[-1]
-        training = bool(training and self.trainable)
         unused = tf.zeros([0])  # in training the kernel computes the batch statistics itself
         outputs, mean, variance, *_ = tf.raw_ops.FusedBatchNormV3(
             x=inputs, scale=self.gamma if self.scale else tf.ones([channels]),
             offset=self.beta if self.center else tf.zeros([channels]),
-            mean=unused if training else self.moving_mean,
-            variance=unused if training else self.moving_variance,
-            epsilon=self.epsilon, is_training=training)
-        if training:
-            # The kernel returns the unbiased variance; Keras's moving average takes the biased.
-            count = tf.cast(tf.size(inputs) // channels, tf.float32)
-            variance = variance * (count - 1.0) / tf.maximum(count, 1.0)
-            self.moving_mean.assign(
-                self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
-            self.moving_variance.assign(
-                self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
+            mean=unused, variance=unused, epsilon=self.epsilon, is_training=True)
+        # The kernel returns the unbiased variance; Keras's moving average takes the biased.
+        count = tf.cast(tf.size(inputs) // channels, tf.float32)
+        variance = variance * (count - 1.0) / tf.maximum(count, 1.0)
+        self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
+        self.moving_variance.assign(
+            self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
         return ops.cast(outputs, self.compute_dtype)
 
 
