@@ -226,9 +226,13 @@ def test_killed_run_resumes_where_it_stopped(tiny):
     assert len(history["train"]) == 8
 
 
-def test_training_and_validation_batches_have_tf_data_autotuning_off(tiny):
-    # With it on, an epoch's last batch can wait for the autotuning thread's next wake-up
-    # (benchmarks/epoch_end.py); the option set on the raw split must reach what train() feeds.
+def test_batches_are_preprocessed_whole_with_tf_data_autotuning_off(tiny):
+    # With autotuning on, an epoch's last batch can wait for the autotuning thread's next
+    # wake-up (benchmarks/epoch_end.py); the option set on the raw split must reach what
+    # train() feeds. Batches are preprocessed whole: the same values as image by image.
+    import tensorflow as tf
+
+    from zoo.data import preprocess
     from zoo.run import load_splits
     from zoo.training import Plan, batches
 
@@ -239,6 +243,31 @@ def test_training_and_validation_batches_have_tf_data_autotuning_off(tiny):
         fed = batches(raw, splits, (8, 8, 1), plan, training=training)
         assert fed.options().autotune.enabled is False
         assert len(list(fed)) == (plan.steps_per_epoch if training else 12)  # 360 / 32
+    images, labels = next(iter(batches(splits.eval, splits, (8, 8, 1), plan, training=False)))
+    one_by_one = [(preprocess(image, (8, 8, 1), splits.options["preprocess"]), label)
+                  for image, label in splits.eval.take(32)]
+    np.testing.assert_array_equal(images, tf.stack([image for image, _ in one_by_one]))
+    np.testing.assert_array_equal(labels, [label for _, label in one_by_one])
+
+
+def test_augmentation_draws_a_flip_and_a_crop_for_each_image_of_a_batch():
+    import tensorflow as tf
+
+    from zoo.data import augment
+
+    images = tf.reshape(tf.range(64 * 5 * 4, dtype=tf.float32), (64, 5, 4, 1))  # all distinct
+    augmented = augment(images, {"flip": "horizontal", "pad_crop": 2}, seed=3).numpy()
+    padded = np.pad(images.numpy(), [(0, 0), (2, 2), (2, 2), (0, 0)])
+    draws = set()
+    for index, image in enumerate(augmented):
+        found = [(flipped, top, left) for flipped in (False, True) for top in range(5)
+                 for left in range(5) if np.array_equal(image, (
+                     padded[index, :, ::-1] if flipped else padded[index])[top:top + 5,
+                                                                           left:left + 4])]
+        assert found, f"image {index} is not a flipped or unflipped window of its padding"
+        draws.add(found[0])
+    assert {flipped for flipped, _, _ in draws} == {False, True}
+    assert len({(top, left) for _, top, left in draws}) > 10  # of the 25 places
 
 
 def test_dataset_problems_are_clear(tiny, tfds_data_dir):

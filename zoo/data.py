@@ -213,16 +213,14 @@ def preprocess(images, input_shape, preprocess_options: dict):
     Converts channels (grey <-> RGB), resizes to the model's input size, then
     rescales and normalizes as the spec's `data.preprocess` says.
     """
-    height, width, channels = input_shape
+    channels = input_shape[-1]
     images = tf.cast(images, tf.float32)
     have = images.shape[-1]
     if have == 1 and channels == 3:
         images = tf.image.grayscale_to_rgb(images)
     elif have == 3 and channels == 1:
         images = tf.image.rgb_to_grayscale(images)
-    if tuple(images.shape[-3:-1]) != (height, width):
-        images = tf.image.resize(images, (height, width),
-                                 method=preprocess_options.get("resize", "bilinear"))
+    images = resize(images, input_shape, preprocess_options)
     images = images * float(preprocess_options.get("rescale", 1.0))
     if preprocess_options.get("mean") is not None:
         images = images - tf.constant(preprocess_options["mean"], tf.float32)
@@ -231,16 +229,39 @@ def preprocess(images, input_shape, preprocess_options: dict):
     return images
 
 
-def augment(image, augment_options: dict, seed: int):
-    """Training-time augmentation of one preprocessed image."""
+def resize(images, input_shape, preprocess_options: dict):
+    """Images (one or a batch) -> float32 at the model's height and width: the one step of
+    `preprocess` that images of different sizes need before they can share a batch."""
+    height, width, _ = input_shape
+    images = tf.cast(images, tf.float32)
+    if tuple(images.shape[-3:-1]) != (height, width):
+        images = tf.image.resize(images, (height, width),
+                                 method=preprocess_options.get("resize", "bilinear"))
+    return images
+
+
+def augment(images, augment_options: dict, seed: int):
+    """Training-time augmentation of a batch of preprocessed images, a draw for each image."""
     flip = augment_options.get("flip")
     if flip in ("horizontal", "both"):
-        image = tf.image.random_flip_left_right(image, seed=seed)
+        images = tf.image.random_flip_left_right(images, seed=seed)
     if flip in ("vertical", "both"):
-        image = tf.image.random_flip_up_down(image, seed=seed)
+        images = tf.image.random_flip_up_down(images, seed=seed)
     padding = augment_options.get("pad_crop")
     if padding:
-        height, width, channels = image.shape
-        padded = tf.pad(image, [[padding, padding], [padding, padding], [0, 0]])
-        image = tf.image.random_crop(padded, (height, width, channels), seed=seed)
-    return image
+        padded = tf.pad(images, [[0, 0], [padding, padding], [padding, padding], [0, 0]])
+        images = random_windows(padded, images.shape[1:3], seed)
+    return images
+
+
+def random_windows(images, size, seed: int):
+    """A window of `size` (height, width) at a random place in each image of a batch: one
+    gather per axis for the whole batch."""
+    height, width = size
+    room = tf.shape(images)[1:3] - (height, width) + 1  # the places a window's corner can take
+    corners = tf.cast(tf.random.uniform([tf.shape(images)[0], 2], seed=seed)
+                      * tf.cast(room, tf.float32), tf.int32)
+    rows = corners[:, :1] + tf.range(height)
+    columns = corners[:, 1:] + tf.range(width)
+    return tf.gather(tf.gather(images, rows, axis=1, batch_dims=1), columns, axis=2,
+                     batch_dims=1)

@@ -21,7 +21,7 @@ import keras
 import tensorflow as tf
 
 from zoo.checkpoints import RunState
-from zoo.data import DataInfo, augment, preprocess
+from zoo.data import DataInfo, augment, preprocess, resize
 from zoo.devices import choose_xla
 from zoo.source import SpecError, normalize_name
 
@@ -162,23 +162,30 @@ class Splits:
 
 
 def batches(dataset, splits: Splits, input_shape, plan: Plan, *, training: bool, epoch: int = 0):
-    """Raw (uint8 image, label) pairs -> batches of (model input, target)."""
+    """Raw (uint8 image, label) pairs -> batches of (model input, target).
+
+    Preprocessing and augmentation run on whole batches: one op per batch instead of one per
+    image costs the cores that train less (benchmarks/input_pipeline.py). Images whose sizes
+    vary (a folder of photos) are resized one by one first, so that they can share a batch.
+    """
     options = dict(splits.options.get("preprocess") or {})
     augment_options = dict(splits.options.get("augment") or {}) if training else {}
     if training:
         buffer = splits.options.get("shuffle_buffer") or SHUFFLE_BUFFER
         dataset = dataset.shuffle(buffer, seed=plan.seed + epoch, reshuffle_each_iteration=False)
-
-    def prepare(image, label):
-        image = preprocess(image, input_shape, options)
-        if augment_options:
-            image = augment(image, augment_options, seed=plan.seed + epoch)
-        return image, (image if plan.target == "input" else label)
-
-    dataset = dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
-    if training:
         dataset = dataset.repeat().take(plan.steps_per_epoch * plan.batch_size)
+    if None in splits.info.image_shape:
+        dataset = dataset.map(lambda image, label: (resize(image, input_shape, options), label),
+                              num_parallel_calls=tf.data.AUTOTUNE)
+
+    def prepare(images, labels):
+        images = preprocess(images, input_shape, options)
+        if augment_options:
+            images = augment(images, augment_options, seed=plan.seed + epoch)
+        return images, (images if plan.target == "input" else labels)
+
     dataset = dataset.batch(plan.batch_size, drop_remainder=training)
+    dataset = dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
