@@ -1,12 +1,16 @@
 """Per-device defaults for speed: numeric precision and XLA compilation.
 
 `train.precision` and `train.xla` in a spec override them; `auto` (the default)
-picks what benchmarks/training_speed.py measured fastest at equal accuracy
-(BENCHMARKS.md):
+picks what the benchmarks measured fastest at equal accuracy (BENCHMARKS.md):
 
 - CPU with bfloat16 instructions (AVX512-BF16 or AMX): the `mixed_bfloat16`
-  policy (variables stay float32); other CPUs: float32. XLA off: on this
-  CPU it trained ResNet-50 about 3x slower.
+  policy (variables and the output layers stay float32). On an AMX Xeon it
+  trained ResNet-20 1.62x and LeNet 1.42x faster than float32, with the same
+  accuracy at the end of their recipes. Other CPUs: float32.
+- XLA off on a CPU: it trained ResNet-20 at 0.41x and LeNet at 0.56x the speed
+  of the same step without it (AMX Xeon), ResNet-50 about 3x slower (an AMD EPYC).
+- Threads: TensorFlow's own pools (intra-op and inter-op, one thread per core
+  each); one inter-op thread trained ResNet-50 and ResNet-20 slower.
 - GPU: `mixed_float16` (tensor cores; the loss is scaled against underflow)
   and XLA on a single device. Keras turns XLA off under any tf.distribute
   strategy and so does the zoo. No GPU was here to measure this; it follows
