@@ -202,15 +202,20 @@ class Trainer:
         replicas = strategy.num_replicas_in_sync
         decayed = [w for w in model.trainable_weights if w.path.endswith("kernel")]
 
+        # A step returns its statistics as one vector, in this order, so that a step reduces
+        # them across replicas in one all-reduce: under MultiWorkerMirroredStrategy each
+        # all-reduce is a round trip between machines.
+        self.statistic_names = ["loss", "count", *(name for name in ("accuracy", "top5")
+                                                   if name in plan.metrics)]
+
         def statistics(targets, predictions, losses):
             stats = {"loss": tf.reduce_sum(losses), "count": tf.cast(tf.size(losses), tf.float32)}
-            if "accuracy" in plan.metrics:
-                stats["accuracy"] = tf.reduce_sum(tf.cast(tf.math.in_top_k(
-                    tf.cast(targets, tf.int32), tf.cast(predictions, tf.float32), 1), tf.float32))
-            if "top5" in plan.metrics:
-                stats["top5"] = tf.reduce_sum(tf.cast(tf.math.in_top_k(
-                    tf.cast(targets, tf.int32), tf.cast(predictions, tf.float32), 5), tf.float32))
-            return stats
+            for name, k in (("accuracy", 1), ("top5", 5)):
+                if name in plan.metrics:
+                    stats[name] = tf.reduce_sum(tf.cast(tf.math.in_top_k(
+                        tf.cast(targets, tf.int32), tf.cast(predictions, tf.float32), k),
+                        tf.float32))
+            return tf.stack([stats[name] for name in self.statistic_names])
 
         @tf.autograph.experimental.do_not_convert  # plain Python decisions, made when tracing
         def regularization():
@@ -250,9 +255,8 @@ class Trainer:
         def run(step):
             @tf.function(jit_compile=jit_compile)
             def distributed(batch):
-                per_replica = strategy.run(step, args=batch)
-                return {key: strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
-                        for key, value in per_replica.items()}
+                return strategy.reduce(tf.distribute.ReduceOp.SUM,
+                                       strategy.run(step, args=batch), axis=None)
             return distributed
 
         self.train_step, self.eval_step = run(train_step), run(eval_step)
@@ -261,8 +265,8 @@ class Trainer:
         totals = {}
         batches_in = self.strategy.experimental_distribute_dataset(dataset)
         for number, batch in enumerate(batches_in, start=1):
-            for key, value in step(batch).items():
-                totals[key] = totals.get(key, 0.0) + float(value)
+            for name, value in zip(self.statistic_names, step(batch).numpy()):
+                totals[name] = totals.get(name, 0.0) + float(value)
             if not math.isfinite(totals["loss"]):  # stop at once: later steps only spread it
                 raise NonFiniteLoss(number, totals["loss"], step is self.train_step)
             if INTERRUPTED.is_set():
