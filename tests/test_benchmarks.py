@@ -21,12 +21,19 @@ def table_rows(stdout):
             if line.startswith("|") and not line.startswith("|---")]
 
 
-def test_training_speed_compares_every_side():
-    result = run_smoke("training_speed.py")
+def smoke_table(script, header, *args):
+    """The rows of the table a benchmark's smoke run prints, after checking that the run
+    succeeded and that the table has `header`."""
+    result = run_smoke(script, *args)
     assert result.returncode == 0, result.stderr
-    header, *rows = table_rows(result.stdout)
-    assert [cell.strip() for cell in header] == ["spec", "side", "precision", "images/s",
-                                                 "ratio", "peak MB"]
+    printed, *rows = table_rows(result.stdout)
+    assert [cell.strip() for cell in printed] == header
+    return rows
+
+
+def test_training_speed_compares_every_side():
+    rows = smoke_table("training_speed.py", ["spec", "side", "precision", "images/s", "ratio",
+                                             "peak MB"])
     assert [row[1].strip() for row in rows] == ["keras", "zoo float32", "zoo bf16", "zoo xla",
                                                 "zoo default"]
     assert all(float(row[3]) > 0 for row in rows) and rows[0][4].strip() == "1.00"
@@ -34,12 +41,8 @@ def test_training_speed_compares_every_side():
 
 @pytest.mark.slow  # two ResNet-50 traces: about a minute and a half on 2 cores
 def test_overhead_compares_spec_and_applications():
-    result = run_smoke("overhead.py")
-    assert result.returncode == 0, result.stderr
-    header, *rows = table_rows(result.stdout)
-    assert [cell.strip() for cell in header] == [
-        "figure", "from the spec", "from the spec, Keras layers", "keras.applications", "ratio",
-        "ratio, Keras layers"]
+    rows = smoke_table("overhead.py", ["figure", "from the spec", "from the spec, Keras layers",
+                                       "keras.applications", "ratio", "ratio, Keras layers"])
     assert [row[0].strip() for row in rows] == [
         "training, images/s (32x32, batch 2)", "inference, images/s", "peak memory, MB",
         "building ResNet-50, s", "inference graph (digest of its op types in order)"]
@@ -48,48 +51,34 @@ def test_overhead_compares_spec_and_applications():
 
 
 def test_input_pipeline_compares_pipeline_and_memory():
-    result = run_smoke("input_pipeline.py")
-    assert result.returncode == 0, result.stderr
-    header, row = table_rows(result.stdout)
-    assert [cell.strip() for cell in header] == ["spec", "batch", "pipeline", "in memory",
-                                                 "ratio"]
+    (row,) = smoke_table("input_pipeline.py", ["spec", "batch", "pipeline", "in memory", "ratio"])
     assert row[0].strip() == "lenet" and float(row[4]) > 0
 
 
 def test_epoch_end_compares_tf_data_default_and_zoo_epochs():
-    result = run_smoke("epoch_end.py")
-    assert result.returncode == 0, result.stderr
-    header, *rows = table_rows(result.stdout)
-    assert [cell.strip() for cell in header] == ["side", "epochs", "median s", "mean s",
-                                                 "longest s", "stalled"]
+    rows = smoke_table("epoch_end.py", ["side", "epochs", "median s", "mean s", "longest s",
+                                        "stalled"])
     assert [row[0].strip() for row in rows] == ["tf.data default", "zoo"]
     assert all(row[1].strip() == "1" and float(row[2]) > 0 for row in rows)
 
 
 def test_precision_accuracy_trains_both_precisions():
-    result = run_smoke("precision_accuracy.py")
-    assert result.returncode == 0, result.stderr
-    header, row = table_rows(result.stdout)
-    assert [cell.strip() for cell in header] == ["spec", "epochs", "seeds", "float32",
-                                                 "default (auto)"]
+    (row,) = smoke_table("precision_accuracy.py", ["spec", "epochs", "seeds", "float32",
+                                                   "default (auto)"])
     assert all(float(cell.split("±")[0]) > 30 for cell in row[3:])  # 1 epoch of LeNet learns
 
 
 @pytest.mark.slow  # three clusters of train.py processes: about a minute on 2 cores
 def test_scaling_runs_one_and_two_workers():
-    result = run_smoke("scaling.py")
-    assert result.returncode == 0, result.stderr
-    header, row = table_rows(result.stdout)
+    (row,) = smoke_table("scaling.py", ["spec", "global batch B", "1 worker, images/s",
+                                        "2 workers, images/s", "speed-up (ideal 2.0)",
+                                        "communication per step, ms"])
     assert row[0].strip() == "lenet" and float(row[4]) > 0
 
 
 def test_utilization_divides_training_flops_by_the_matmul_peak():
-    result = run_smoke("utilization.py")
-    assert result.returncode == 0, result.stderr
-    header, *rows = table_rows(result.stdout)
-    assert [cell.strip() for cell in header] == ["spec", "precision", "images/s",
-                                                 "MMACs/example", "training GFLOP/s",
-                                                 "peak GFLOP/s", "of peak"]
+    rows = smoke_table("utilization.py", ["spec", "precision", "images/s", "MMACs/example",
+                                          "training GFLOP/s", "peak GFLOP/s", "of peak"])
     assert [row[1].strip() for row in rows] == ["float32", "mixed_bfloat16"]
     for row in rows:  # 3 x 2 x MACs x images/s, divided by the peak of its precision
         speed, macs, achieved, peak = (float(row[index]) for index in (2, 3, 4, 5))
@@ -141,11 +130,7 @@ def test_pytorch_comparison_compares_every_side():
 
 
 def test_layers_compares_stock_and_zoo_layers():
-    result = run_smoke("layers.py")
-    assert result.returncode == 0, result.stderr
-    header, *rows = table_rows(result.stdout)
-    assert [cell.strip() for cell in header] == ["layer", "precision", "input", "stock", "zoo",
-                                                 "speed-up"]
+    rows = smoke_table("layers.py", ["layer", "precision", "input", "stock", "zoo", "speed-up"])
     assert [(row[0].strip(), row[1].strip(), row[3].split()[0]) for row in rows] == [
         ("batch_norm", "float32", "keras"), ("batch_norm", "mixed_bfloat16", "keras"),
         ("lrn", "float32", "formula"), ("lrn", "mixed_bfloat16", "formula"),
