@@ -67,10 +67,9 @@ def measure(side: str, threads, image, batch, steps) -> dict:
         figures = torch_measure(threads, image, batch, steps, *TORCH_SIDES[side])
         return {**figures, "peak_rss_mb": peak_rss_mb()}
     os.environ.update(ENVIRONMENT.get(side, {}))  # TensorFlow reads these once per process
-    import tensorflow as tf
+    from zoo.devices import use_threads
 
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(threads)
+    use_threads(threads)
     from benchmarks.training_speed import measure as keras_measure
 
     figures = keras_measure(KERAS_SIDES[side], "resnet50", image, batch, steps)

@@ -48,6 +48,7 @@ import tensorflow as tf  # noqa: E402
 
 import zoo  # noqa: E402
 from zoo.data import load_split  # noqa: E402
+from zoo.devices import use_threads  # noqa: E402
 from zoo.pretrain import phases  # noqa: E402
 from zoo.run import load_splits, run_phases  # noqa: E402
 
@@ -180,8 +181,7 @@ def pretrain_layers(setting, depth, seed, args, strategy):
 
 def run(args):
     if args.threads:  # two settings side by side on a 2-core machine: one core each
-        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+        use_threads(args.threads)
     strategy = tf.distribute.get_strategy()
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     for seed in args.seeds:

@@ -109,6 +109,10 @@ CASES = {
         MODEL + "    - flatten\ntrain: {xla: sometimes}\n",
         "spec.yaml:5:14: train.xla: expected one of auto, true, false, received the string "
         "'sometimes'"),
+    "threads neither auto nor a count": (
+        MODEL + "    - flatten\ntrain: {threads: all}\n",
+        "spec.yaml:5:18: train.threads: expected auto or a number of threads from 1 to 1,024, "
+        "received the string 'all'"),
     "unknown activation": (
         MODEL + "    - flatten\n    - dense: {units: 10, activation: rleu}\n",
         "spec.yaml:5:26: model.layers[1].dense.activation: layer 'dense': unknown activation "

@@ -158,13 +158,16 @@ def test_saved_model_cli_shows_and_runs_the_export(tiny):
 
 def test_mirrored_strategy_on_two_logical_cpus_trains_like_one_device(tiny):
     results = {}
-    for name, flags in (("one", []), ("two", ["--strategy", "mirrored", "--logical-cpus", "2"])):
+    two = ["--strategy", "mirrored", "--logical-cpus", "2", "--set", "train.threads=1"]
+    for name, flags in (("one", []), ("two", two)):
         # float32: in bfloat16, splitting a batch over replicas rounds differently
         result = run("train.py", "tiny.yaml", "--output", name, "--set", "train.epochs=2",
                      "--set", "train.precision=float32", *flags, cwd=tiny)
         assert result.returncode == 0, result.stderr
         results[name] = result.stdout
-    assert "MirroredStrategy over 2 replica(s)" in results["two"]
+    assert "MirroredStrategy over 2 replica(s), float32, 1 intra-op / 1 inter-op threads" in (
+        results["two"])
+    assert "threads" not in results["one"]  # TensorFlow's own pools
     import keras
     one, two = (keras.saving.load_model(tiny / name / "tiny" / "1" / "model.keras")
                 for name in ("one", "two"))
@@ -183,19 +186,24 @@ def free_ports(count):
 
 
 def test_two_workers_on_localhost_train_one_model(tiny):
+    from zoo.data import load_split
+
+    load_split("digits", "train")  # whichever worker prepares the dataset says so, chief or not
     workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
     processes = []
     for index in range(2):
         config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
         processes.append(subprocess.Popen(
             [sys.executable, str(ROOT / "tests" / "multiworker_worker.py"), "tiny.yaml",
-             "exports", f"weights{index}.npz", "--set", "train.epochs=2"],
+             "exports", f"weights{index}.npz", "--set", "train.epochs=2",
+             "--set", "train.threads=1"],  # collectives must not need a second thread
             cwd=tiny, env={**os.environ, "TF_CONFIG": json.dumps(config)},
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     outputs = [process.communicate(timeout=300) for process in processes]
     for process, (out, err) in zip(processes, outputs):
         assert process.returncode == 0, err
     assert "MultiWorkerMirroredStrategy over 2 replica(s)" in outputs[0][0]
+    assert "1 intra-op / 1 inter-op threads" in outputs[0][0]
     assert outputs[1][0] == ""  # only the chief reports
     assert os.listdir(tiny / "exports" / "tiny") == ["1"]  # one export, the chief's
     first, second = (np.load(tiny / f"weights{i}.npz") for i in range(2))
@@ -380,3 +388,19 @@ def test_ctrl_c_exits_cleanly_and_the_same_command_resumes(tiny):
     resumed = subprocess.run(command, cwd=tiny, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     assert f"resuming tiny after epoch {done} of 6" in resumed.stdout
+
+
+def test_threads_cannot_change_once_tensorflow_runs(tiny):
+    import tensorflow as tf
+
+    from zoo.cli import parse_train_arguments
+    from zoo.run import run_training
+
+    tf.config.list_logical_devices()  # starts TensorFlow's runtime, as any earlier work does
+    other = tf.config.threading.get_intra_op_parallelism_threads() + 3
+    args = parse_train_arguments([str(tiny / "tiny.yaml"), "--output", str(tiny / "exports"),
+                                  "--set", f"train.threads={other}"])
+    with pytest.raises(zoo.SpecError, match="train.threads: TensorFlow is already running in "
+                                            "this process and its thread pools are fixed"):
+        run_training(args)
+    assert not (tiny / "exports").exists()

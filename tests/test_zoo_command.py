@@ -170,6 +170,8 @@ def test_every_spec_validates_and_names_the_schema(path, validator):
     (lambda s: s["data"].update(augment={"flip": "sideways"}),
      "'sideways' is not one of ['horizontal', 'vertical', 'both', None]"),
     (lambda s: s["train"].update(batch_size=0), "0 is less than the minimum of 1"),
+    (lambda s: s["train"].update(threads="all"),
+     "'all' is not valid under any of the given schemas"),
 ])
 def test_schema_rejects_misspelled_keys_and_bad_values(change, message, validator):
     spec = yaml.safe_load((ROOT / "specs" / "lenet.yaml").read_text())

@@ -1,6 +1,6 @@
-"""Per-device defaults for speed: numeric precision and XLA compilation.
+"""Per-device defaults for speed: numeric precision, XLA compilation and threads.
 
-`train.precision` and `train.xla` in a spec override them; `auto` (the default)
+`train.precision`, `train.xla` and `train.threads` in a spec override them; `auto` (the default)
 picks what the benchmarks measured fastest at equal accuracy (BENCHMARKS.md):
 
 - CPU with bfloat16 instructions (AVX512-BF16 or AMX): the `mixed_bfloat16`
@@ -10,7 +10,9 @@ picks what the benchmarks measured fastest at equal accuracy (BENCHMARKS.md):
 - XLA off on a CPU: it trained ResNet-20 at 0.41x and LeNet at 0.56x the speed
   of the same step without it (AMX Xeon), ResNet-50 about 3x slower (an AMD EPYC).
 - Threads: TensorFlow's own pools (intra-op and inter-op, one thread per core
-  each); one inter-op thread trained ResNet-50 and ResNet-20 slower.
+  each); one inter-op thread trained ResNet-50 at 0.92x and ResNet-20 at 0.96x.
+  `threads: N` gives each pool N threads instead, to train on N cores of a
+  shared machine.
 - GPU: `mixed_float16` (tensor cores; the loss is scaled against underflow)
   and XLA on a single device. Keras turns XLA off under any tf.distribute
   strategy and so does the zoo. No GPU was here to measure this; it follows
@@ -54,6 +56,22 @@ def choose_xla(setting, strategy: tf.distribute.Strategy) -> bool:
     single_device = strategy.num_replicas_in_sync == 1 and not isinstance(
         strategy, tf.distribute.MultiWorkerMirroredStrategy)
     return _has_gpu() and single_device
+
+
+def use_threads(setting) -> None:
+    """Size TensorFlow's intra-op and inter-op pools; possible only before TensorFlow starts
+    its runtime (the first op, device listing or strategy), a RuntimeError after."""
+    if setting in (None, "auto"):
+        return
+    tf.config.threading.set_intra_op_parallelism_threads(setting)
+    tf.config.threading.set_inter_op_parallelism_threads(setting)
+
+
+def describe_threads() -> str:
+    """The pools' sizes as TensorFlow has them; '' when they are its defaults."""
+    intra = tf.config.threading.get_intra_op_parallelism_threads()
+    inter = tf.config.threading.get_inter_op_parallelism_threads()
+    return f"{intra} intra-op / {inter} inter-op threads" if intra or inter else ""
 
 
 @contextlib.contextmanager

@@ -13,7 +13,8 @@ import tensorflow as tf
 from zoo.build import build_model
 from zoo.checkpoints import RunState, one_run_at_a_time, spec_fingerprint
 from zoo.data import IMAGE_SUFFIXES, DataInfo, load_split
-from zoo.devices import choose_precision, choose_xla, dtype_policy
+from zoo.devices import (choose_precision, choose_xla, describe_threads, dtype_policy,
+                          use_threads)
 from zoo.export import check_writable, export
 from zoo.pretrain import phases, set_trainable
 from zoo.source import SpecError, plain
@@ -30,6 +31,16 @@ def split_logical_cpus(count: int) -> None:
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(
         cpu, [tf.config.LogicalDeviceConfiguration()] * count)
+
+
+def size_thread_pools(train) -> None:
+    """Apply `train.threads` before anything starts TensorFlow's runtime."""
+    try:
+        use_threads(train.get("threads"))
+    except RuntimeError:  # only a program that already ran TensorFlow, never train.py
+        raise train.error("threads", "TensorFlow is already running in this process and its "
+                                     "thread pools are fixed; train in a new process (train.py) "
+                                     "or leave threads at auto") from None
 
 
 def load_splits(spec: Spec, train_split: str, download: bool) -> Splits:
@@ -126,8 +137,9 @@ def run_training(args, log=print):
     """
     if args.logical_cpus:
         split_logical_cpus(args.logical_cpus)
-    strategy = choose_strategy(args.strategy)
     spec = load_spec(args.spec, args.overrides)
+    size_thread_pools(spec.train)
+    strategy = choose_strategy(args.strategy)
     chief = is_chief(strategy)
     if chief:
         check_writable(args.output, spec.name)
@@ -141,7 +153,8 @@ def run_training(args, log=print):
         f"{labeled.eval_size:,} eval images) with "
         f"{STRATEGY_NAMES.get(type(strategy).__name__, type(strategy).__name__)} over "
         f"{strategy.num_replicas_in_sync} replica(s), {precision}"
-        f"{', XLA' if choose_xla(spec.train.get('xla'), strategy) else ''}")
+        f"{', XLA' if choose_xla(spec.train.get('xla'), strategy) else ''}"
+        f"{', ' + threads if (threads := describe_threads()) else ''}")
     if info.skipped:
         log(f"skipped {len(info.skipped)} file(s) of {info.name} that are not images by their "
             f"name (not {', '.join(IMAGE_SUFFIXES)}): {', '.join(info.skipped[:3])}"

@@ -23,6 +23,8 @@ _VALUE_SCHEMAS = {  # what each check of zoo.spec accepts, as JSON Schema
     tables.check_bool: {"type": "boolean"},
     tables.check_string_list: {"type": "array", "items": {"type": "string"}},
     tables.check_number_list: {"type": "array", "items": {"type": "number"}},
+    tables.check_threads: {"anyOf": [{"const": "auto"}, {
+        "type": "integer", "minimum": 1, "maximum": tables.MAX_THREADS}]},
 }
 _KERAS_NAMED = {  # `name` or `{name: {keyword arguments}}`
     "anyOf": [{"type": "string"},

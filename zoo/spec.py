@@ -115,7 +115,7 @@ AUGMENT_KEYS = ("flip", "pad_crop")
 FLIPS = ("horizontal", "vertical", "both")
 TRAIN_KEYS = ("batch_size", "epochs", "steps_per_epoch", "optimizer", "schedule", "loss",
               "metrics", "weight_decay", "seed", "early_stopping", "target", "precision",
-              "xla")
+              "xla", "threads")
 # auto: the device's fastest (zoo/devices.py); the others are Keras dtype policies.
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 METRICS = ("accuracy", "top5")
@@ -164,7 +164,16 @@ def check_pad(value, container, key):
     return check_positive_int(value, container, key, limit=MAX_PAD)
 
 
+def check_threads(value, container, key):
+    if value == "auto" or (isinstance(value, int) and not isinstance(value, bool)
+                           and 1 <= value <= MAX_THREADS):
+        return value
+    raise container.error(key, f"expected auto or a number of threads from 1 to {MAX_THREADS:,}, "
+                               f"received {describe(value)}")
+
+
 MAX_PAD = 1000
+MAX_THREADS = 1024
 # How each plain value is checked, section by section (null always means "the default").
 # `zoo schema` turns these tables into the JSON Schema, so a key added here is in both.
 VALUE_CHECKS = {
@@ -175,7 +184,7 @@ VALUE_CHECKS = {
     "data.augment": {"pad_crop": check_pad},
     "train": {"batch_size": check_positive_int, "epochs": check_positive_int,
               "steps_per_epoch": check_positive_int, "weight_decay": check_non_negative_number,
-              "seed": check_int, "metrics": check_string_list},
+              "seed": check_int, "metrics": check_string_list, "threads": check_threads},
     "train.early_stopping": {"patience": check_positive_int, "monitor": check_string},
     "pretrain": {"layers": check_string_list, "epochs": check_positive_int,
                  "batch_size": check_positive_int, "tied": check_bool,
