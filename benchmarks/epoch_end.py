@@ -45,7 +45,7 @@ def measure(side: str, spec: str, epochs) -> dict:
         def batches_with_autotuning(*args, **kwargs):
             return zoo_batches(*args, **kwargs).with_options(autotuning)
 
-        zoo.training.batches = batches_with_autotuning  # what train() calls every epoch
+        zoo.training.batches = batches_with_autotuning  # what train() builds its input with
     with tempfile.TemporaryDirectory() as output:
         args = parse_train_arguments([os.path.join("specs", f"{spec}.yaml"), "--output", output,
                                       "--results", "", "--set", "data.dataset=mnist_subset",

@@ -48,29 +48,25 @@ def keras_fit(model: keras.Model, batch_size: int, steps: int) -> float:
     return batch_size * steps / (time.perf_counter() - began)
 
 
-def zoo_loop(model: keras.Model, batch_size: int, steps: int, xla="auto",
-             epoch_batches=None, around_timed=contextlib.nullcontext) -> float:
+def zoo_loop(model: keras.Model, batch_size: int, steps: int, xla="auto", dataset=None,
+             warmup_steps: int = WARMUP_STEPS, around_timed=contextlib.nullcontext) -> float:
     """Images per second of the zoo's training step (zoo.training.Trainer) under the
-    default strategy, with the dtype policy the model was built under; on in-memory
-    batches, or on `epoch_batches(epoch)`, one epoch's dataset (a first epoch is untimed).
-    The timed steps run inside the context `around_timed(model)` (a profiler, say), whose
-    own entry and exit are not timed."""
+    default strategy, with the dtype policy the model was built under; on `dataset` or on an
+    in-memory batch repeated. One iterator gives `warmup_steps` untimed batches, then `steps`
+    timed ones. The timed steps run inside the context `around_timed(model)` (a profiler,
+    say), whose own entry and exit are not timed."""
     section = {"optimizer": OPTIMIZER, "loss": "sparse_categorical_crossentropy"}
     plan = Plan(epochs=1, batch_size=batch_size, steps_per_epoch=steps, target="label",
                 metrics=("accuracy",), weight_decay=0.0, seed=0, xla=xla)
     strategy = tf.distribute.get_strategy()
     optimizer = make_optimizer(section, steps)
     trainer = Trainer(strategy, model, optimizer, make_loss(section), plan)
-    if epoch_batches is None:
-        batches = in_memory_batches(model, batch_size)
-        trainer.run_epoch(batches.take(WARMUP_STEPS), trainer.train_step)
-        timed = batches.take(steps)
-    else:
-        trainer.run_epoch(epoch_batches(0), trainer.train_step)
-        timed = epoch_batches(1)
+    batches = trainer.batches(in_memory_batches(model, batch_size) if dataset is None
+                              else dataset)
+    trainer.run_epoch(batches, trainer.train_step, warmup_steps)
     with around_timed(model):
         began = time.perf_counter()
-        trainer.run_epoch(timed, trainer.train_step)
+        trainer.run_epoch(batches, trainer.train_step, steps)
         seconds = time.perf_counter() - began
     return batch_size * steps / seconds
 

@@ -250,12 +250,32 @@ def test_batches_are_preprocessed_whole_with_tf_data_autotuning_off(tiny):
     for raw, training in ((splits.train, True), (splits.eval, False)):
         fed = batches(raw, splits, (8, 8, 1), plan, training=training)
         assert fed.options().autotune.enabled is False
-        assert len(list(fed)) == (plan.steps_per_epoch if training else 12)  # 360 / 32
+        # training: every epoch in one dataset; evaluation: one pass over 360 images
+        assert len(list(fed)) == (plan.epochs * plan.steps_per_epoch if training else 12)
     images, labels = next(iter(batches(splits.eval, splits, (8, 8, 1), plan, training=False)))
     one_by_one = [(preprocess(image, (8, 8, 1), splits.options["preprocess"]), label)
                   for image, label in splits.eval.take(32)]
     np.testing.assert_array_equal(images, tf.stack([image for image, _ in one_by_one]))
     np.testing.assert_array_equal(labels, [label for _, label in one_by_one])
+
+
+def test_each_epoch_is_shuffled_anew_and_a_resumed_run_sees_the_same_epochs(tiny):
+    from zoo.run import load_splits
+    from zoo.training import Plan, batches
+
+    spec = zoo.load_spec(tiny / "tiny.yaml", ["data.augment={flip: horizontal, pad_crop: 1}"])
+    splits = load_splits(spec, "train", download=False)
+    plan = Plan.from_section(spec.train, splits.info, splits.train_size)
+
+    def epochs_from(first):
+        fed = batches(splits.train, splits, (8, 8, 1), plan, training=True, first_epoch=first)
+        return [np.concatenate([images.numpy().ravel(), labels.numpy()])
+                for images, labels in fed]
+
+    every_epoch, resumed = epochs_from(0), epochs_from(1)
+    steps = plan.steps_per_epoch
+    np.testing.assert_array_equal(resumed, every_epoch[steps:])
+    assert not np.array_equal(every_epoch[0], every_epoch[steps])
 
 
 def test_augmentation_draws_a_flip_and_a_crop_for_each_image_of_a_batch():
@@ -264,7 +284,10 @@ def test_augmentation_draws_a_flip_and_a_crop_for_each_image_of_a_batch():
     from zoo.data import augment
 
     images = tf.reshape(tf.range(64 * 5 * 4, dtype=tf.float32), (64, 5, 4, 1))  # all distinct
-    augmented = augment(images, {"flip": "horizontal", "pad_crop": 2}, seed=3).numpy()
+    options = {"flip": "horizontal", "pad_crop": 2}
+    augmented = augment(images, options, seed=(3, 0)).numpy()
+    np.testing.assert_array_equal(augmented, augment(images, options, seed=(3, 0)))
+    assert not np.array_equal(augmented, augment(images, options, seed=(3, 1)))
     padded = np.pad(images.numpy(), [(0, 0), (2, 2), (2, 2), (0, 0)])
     draws = set()
     for index, image in enumerate(augmented):

@@ -9,6 +9,7 @@ no second code path to keep in step with the first.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import math
 import os
@@ -161,34 +162,57 @@ class Splits:
     options: dict  # the spec's data section: preprocess, augment, shuffle_buffer
 
 
-def batches(dataset, splits: Splits, input_shape, plan: Plan, *, training: bool, epoch: int = 0):
+def batches(dataset, splits: Splits, input_shape, plan: Plan, *, training: bool,
+            first_epoch: int = 0):
     """Raw (uint8 image, label) pairs -> batches of (model input, target).
 
+    For training, the batches of every epoch from `first_epoch` to the plan's last, one epoch
+    after another in one dataset: a single iterator serves the whole run and prefetches
+    across the end of each epoch, where a new iterator per epoch would start cold (about
+    25 ms each time: a tenth of a LeNet epoch on 4,000 images; benchmarks/input_pipeline.py).
+    Each epoch is shuffled from the seed and its own number and each batch is augmented
+    from its own number, so a resumed run sees the epochs an uninterrupted one would.
+    For evaluation, one pass.
+
     Preprocessing and augmentation run on whole batches: one op per batch instead of one per
-    image costs the cores that train less (benchmarks/input_pipeline.py). Images whose sizes
-    vary (a folder of photos) are resized one by one first, so that they can share a batch.
+    image costs the cores that train less. Images whose sizes vary (a folder of photos) are
+    resized one by one first, so that they can share a batch.
     """
     options = dict(splits.options.get("preprocess") or {})
     augment_options = dict(splits.options.get("augment") or {}) if training else {}
     if training:
         buffer = splits.options.get("shuffle_buffer") or SHUFFLE_BUFFER
-        dataset = dataset.shuffle(buffer, seed=plan.seed + epoch, reshuffle_each_iteration=False)
-        dataset = dataset.repeat().take(plan.steps_per_epoch * plan.batch_size)
+        dataset = shuffled_epochs(dataset, plan, buffer, first_epoch)
     if None in splits.info.image_shape:
         dataset = dataset.map(lambda image, label: (resize(image, input_shape, options), label),
                               num_parallel_calls=tf.data.AUTOTUNE)
 
-    def prepare(images, labels):
+    def prepare(number, batch):
+        images, labels = batch
         images = preprocess(images, input_shape, options)
         if augment_options:
-            images = augment(images, augment_options, seed=plan.seed + epoch)
+            images = augment(images, augment_options, seed=tf.stack([plan.seed, number]))
         return images, (images if plan.target == "input" else labels)
 
     dataset = dataset.batch(plan.batch_size, drop_remainder=training)
+    dataset = dataset.enumerate(start=first_epoch * plan.steps_per_epoch)  # batch numbers
     dataset = dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def shuffled_epochs(dataset, plan: Plan, buffer: int, first_epoch: int):
+    """The examples of epochs `first_epoch`.. one after another, each shuffled from its own
+    seed (a seed that is a tensor, as a per-epoch function would give, fails in
+    tf.data's shuffle when the global seed is 0)."""
+    epochs = [dataset.shuffle(buffer, seed=plan.seed + epoch, reshuffle_each_iteration=False)
+              .repeat().take(plan.steps_per_epoch * plan.batch_size)
+              for epoch in range(first_epoch, plan.epochs)] or [dataset.take(0)]
+    while len(epochs) > 1:  # joined in pairs: nested log2(epochs) deep, not one per epoch
+        joined = [earlier.concatenate(later) for earlier, later in zip(epochs[::2], epochs[1::2])]
+        epochs = joined + epochs[2 * len(joined):]
+    return epochs[0]
 
 
 # --- the loop --------------------------------------------------------------------------------
@@ -261,10 +285,14 @@ class Trainer:
 
         self.train_step, self.eval_step = run(train_step), run(eval_step)
 
-    def run_epoch(self, dataset, step) -> dict:
+    def batches(self, dataset: tf.data.Dataset):
+        """An iterator over `dataset`'s batches, each split between the replicas."""
+        return iter(self.strategy.experimental_distribute_dataset(dataset))
+
+    def run_epoch(self, batches, step, steps: int | None = None) -> dict:
+        """Averaged statistics of `steps` batches from the iterator (all it has if None)."""
         totals = {}
-        batches_in = self.strategy.experimental_distribute_dataset(dataset)
-        for number, batch in enumerate(batches_in, start=1):
+        for number, batch in enumerate(itertools.islice(batches, steps), start=1):
             for name, value in zip(self.statistic_names, step(batch).numpy()):
                 totals[name] = totals.get(name, 0.0) + float(value)
             if not math.isfinite(totals["loss"]):  # stop at once: later steps only spread it
@@ -350,14 +378,14 @@ def train(section, model, splits: Splits, strategy, state: RunState, log=print,
         log(f"resuming {title} after epoch {start} of {plan.epochs} "
             f"(checkpoint in {state.directory})")
     eval_batches = batches(splits.eval, splits, input_shape, plan, training=False)
+    train_batches = trainer.batches(batches(splits.train, splits, input_shape, plan,
+                                            training=True, first_epoch=start))
     for epoch in range(start, plan.epochs):
         began = time.monotonic()
-        train_batches = batches(splits.train, splits, input_shape, plan, training=True,
-                                epoch=epoch)
         try:
-            metrics = trainer.run_epoch(train_batches, trainer.train_step)
-            metrics.update({f"val_{key}": value for key, value in
-                            trainer.run_epoch(eval_batches, trainer.eval_step).items()})
+            metrics = trainer.run_epoch(train_batches, trainer.train_step, plan.steps_per_epoch)
+            metrics.update({f"val_{key}": value for key, value in trainer.run_epoch(
+                trainer.batches(eval_batches), trainer.eval_step).items()})
         except NonFiniteLoss as bad:
             kept = (f"the checkpoint after epoch {epoch} is kept in {state.directory}" if epoch
                     else "no epoch had finished")
