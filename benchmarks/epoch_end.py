@@ -6,11 +6,12 @@
 With autotuning on, the end of a tf.data iterator can wait for the autotuning thread's next
 wake-up, whose period doubles from 10 ms; every epoch ends its validation batches' iterator
 (and ended its training batches' one too before one iterator served the whole run), so an
-epoch may last until the next power of two times 10 ms of its iterator's age. Both sides run the real `train.py` job (zoo.run.run_training: the
-TFDS split cached in memory, preprocessed, shuffled, batched, prefetched; the zoo's loop;
-train.py's default precision); "tf.data default" only turns autotuning back on over the
-zoo's pipelines. Figures are the seconds of each epoch after the first (which traces),
-as the training log reports them. Each run is its own process, the sides alternate.
+epoch may last until the next power of two times 10 ms of its iterator's age. Both sides
+run the real `train.py` job (zoo.run.run_training: the TFDS split cached in memory,
+preprocessed, shuffled, batched, prefetched; the zoo's loop; train.py's default precision);
+"tf.data default" only turns autotuning back on over the zoo's pipelines. Figures are the
+seconds of each epoch after the first (which traces), as the training log reports them.
+Each run is its own process, the sides alternate.
 """
 
 from __future__ import annotations

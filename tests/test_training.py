@@ -247,11 +247,12 @@ def test_batches_are_preprocessed_whole_with_tf_data_autotuning_off(tiny):
     spec = zoo.load_spec(tiny / "tiny.yaml")
     splits = load_splits(spec, "train", download=False)
     plan = Plan.from_section(spec.train, splits.info, splits.train_size)
-    for raw, training in ((splits.train, True), (splits.eval, False)):
-        fed = batches(raw, splits, (8, 8, 1), plan, training=training)
-        assert fed.options().autotune.enabled is False
-        # training: every epoch in one dataset; evaluation: one pass over 360 images
-        assert len(list(fed)) == (plan.epochs * plan.steps_per_epoch if training else 12)
+    training = batches(splits.train, splits, (8, 8, 1), plan, training=True)
+    evaluation = batches(splits.eval, splits, (8, 8, 1), plan, training=False)
+    assert training.options().autotune.enabled is evaluation.options().autotune.enabled is False
+    # training: endless (the loop takes each epoch's steps); evaluation: one pass, 360 images
+    assert training.cardinality() == tf.data.INFINITE_CARDINALITY
+    assert evaluation.cardinality() == 12
     images, labels = next(iter(batches(splits.eval, splits, (8, 8, 1), plan, training=False)))
     one_by_one = [(preprocess(image, (8, 8, 1), splits.options["preprocess"]), label)
                   for image, label in splits.eval.take(32)]
@@ -269,8 +270,8 @@ def test_each_epoch_is_shuffled_anew_and_a_resumed_run_sees_the_same_epochs(tiny
 
     def epochs_from(first):
         fed = batches(splits.train, splits, (8, 8, 1), plan, training=True, first_epoch=first)
-        return [np.concatenate([images.numpy().ravel(), labels.numpy()])
-                for images, labels in fed]
+        return [np.concatenate([images.numpy().ravel(), labels.numpy()]) for images, labels
+                in fed.take((plan.epochs - first) * plan.steps_per_epoch)]
 
     every_epoch, resumed = epochs_from(0), epochs_from(1)
     steps = plan.steps_per_epoch
