@@ -27,6 +27,10 @@ from zoo.devices import choose_xla
 from zoo.source import SpecError, normalize_name
 
 SHUFFLE_BUFFER = 10_000
+# Epochs one training iterator serves (zoo.training.batches). Its dataset takes longer to
+# build and start the more epochs it chains (ResNet-20's pipeline: 0.55 s for 1 to 10
+# epochs, 1.3 s for 200, 26 s for 2,000); a new one every 100 epochs starts cold once.
+CHAINED_EPOCHS = 100
 
 
 # --- strategy --------------------------------------------------------------------------------
@@ -166,8 +170,8 @@ def batches(dataset, splits: Splits, input_shape, plan: Plan, *, training: bool,
             first_epoch: int = 0):
     """Raw (uint8 image, label) pairs -> batches of (model input, target).
 
-    For training, the batches of every epoch from `first_epoch` to the plan's last, one epoch
-    after another in one dataset: a single iterator serves the whole run and prefetches
+    For training, the batches of up to CHAINED_EPOCHS epochs from `first_epoch` on, one
+    epoch after another in one endless dataset: a single iterator serves them and prefetches
     across the end of each epoch, where a new iterator per epoch would start cold (about
     25 ms each time: a tenth of a LeNet epoch on 4,000 images; benchmarks/input_pipeline.py).
     Each epoch is shuffled from the seed and its own number and each batch is augmented
@@ -207,12 +211,13 @@ def batches(dataset, splits: Splits, input_shape, plan: Plan, *, training: bool,
 
 
 def shuffled_epochs(dataset, plan: Plan, buffer: int, first_epoch: int):
-    """The examples of epochs `first_epoch`.. one after another, each shuffled from its own
-    seed (a seed that is a tensor, as a per-epoch function would give, fails in
-    tf.data's shuffle when the global seed is 0)."""
+    """The examples of up to CHAINED_EPOCHS epochs from `first_epoch` on, one after another,
+    each shuffled from its own seed (a seed that is a tensor, as a per-epoch function would
+    give, fails in tf.data's shuffle when the global seed is 0)."""
+    last = min(first_epoch + CHAINED_EPOCHS, plan.epochs)
     epochs = [dataset.shuffle(buffer, seed=plan.seed + epoch, reshuffle_each_iteration=False)
               .repeat().take(plan.steps_per_epoch * plan.batch_size)
-              for epoch in range(first_epoch, plan.epochs)] or [dataset.take(0)]
+              for epoch in range(first_epoch, last)] or [dataset.take(0)]
     while len(epochs) > 1:  # joined in pairs: nested log2(epochs) deep, not one per epoch
         joined = [earlier.concatenate(later) for earlier, later in zip(epochs[::2], epochs[1::2])]
         epochs = joined + epochs[2 * len(joined):]
@@ -382,10 +387,11 @@ def train(section, model, splits: Splits, strategy, state: RunState, log=print,
         log(f"resuming {title} after epoch {start} of {plan.epochs} "
             f"(checkpoint in {state.directory})")
     eval_batches = batches(splits.eval, splits, input_shape, plan, training=False)
-    train_batches = trainer.batches(batches(splits.train, splits, input_shape, plan,
-                                            training=True, first_epoch=start))
     for epoch in range(start, plan.epochs):
         began = time.monotonic()
+        if (epoch - start) % CHAINED_EPOCHS == 0:
+            train_batches = trainer.batches(batches(splits.train, splits, input_shape, plan,
+                                                    training=True, first_epoch=epoch))
         try:
             metrics = trainer.run_epoch(train_batches, trainer.train_step, plan.steps_per_epoch)
             metrics.update({f"val_{key}": value for key, value in trainer.run_epoch(
