@@ -431,3 +431,25 @@ def test_threads_cannot_change_once_tensorflow_runs(tiny):
                                             "this process and its thread pools are fixed"):
         run_training(args)
     assert not (tiny / "exports").exists()
+
+
+def test_a_kill_between_checkpoint_and_state_resumes_from_the_epoch_before(tmp_path):
+    import shutil
+
+    import keras
+
+    from zoo.checkpoints import RunState
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    optimizer = keras.optimizers.SGD()
+    state = RunState(str(tmp_path), "spec")
+    for epoch in (1, 2):
+        state.history.append({"loss": float(epoch)})
+        state.save(model, optimizer, epoch)
+        if epoch == 1:
+            shutil.copy(tmp_path / "state.json", tmp_path / "after-1.json")
+    # the kill landed after epoch 2's checkpoint, before its state.json
+    shutil.copy(tmp_path / "after-1.json", tmp_path / "state.json")
+    resumed = RunState(str(tmp_path), "spec")
+    assert resumed.restore(model, optimizer) == 1
+    assert resumed.history == [{"loss": 1.0}]

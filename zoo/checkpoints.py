@@ -105,14 +105,22 @@ class RunState:
     def restore(self, model, optimizer) -> int:
         """Restore the latest checkpoint into model and optimizer; the epochs already done."""
         self._track(model, optimizer)
-        latest = tf.train.latest_checkpoint(self.directory)
-        if latest is None:
+        kept = tf.train.get_checkpoint_state(self.directory)
+        if kept is None:
             self.history, self.extra = [], {}
             return 0
-        self._checkpoint.restore(latest).assert_existing_objects_matched()
-        done = int(self._epoch.numpy())
+        paths = list(kept.all_model_checkpoint_paths)  # oldest first
+        done = self._restore(paths[-1])
+        if len(self.history) < done and len(paths) > 1:
+            # Killed between a checkpoint and the state.json written after it: the checkpoint
+            # before has its history and loop state on disk.
+            done = self._restore(paths[-2])
         self.history = self.history[:done]
         return done
+
+    def _restore(self, path: str) -> int:
+        self._checkpoint.restore(path).assert_existing_objects_matched()
+        return int(self._epoch.numpy())
 
     def save(self, model, optimizer, epochs_done: int) -> None:
         self._track(model, optimizer)
