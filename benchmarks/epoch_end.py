@@ -34,25 +34,22 @@ SLOW = 1.3  # an epoch this many times the zoo side's median counts as stalled
 def measure(side: str, spec: str, epochs) -> dict:
     import tensorflow as tf
 
+    import zoo
     import zoo.training
-    from zoo.cli import parse_train_arguments
-    from zoo.run import run_training
 
     if side == "tf.data default":
-        zoo_batches = zoo.training.batches
         autotuning = tf.data.Options()
         autotuning.autotune.enabled = True
+        for name in ("training_batches", "evaluation_batches"):  # what train_phase() builds
+            def with_autotuning(*args, zoo_batches=getattr(zoo.training, name), **kwargs):
+                return zoo_batches(*args, **kwargs).with_options(autotuning)
 
-        def batches_with_autotuning(*args, **kwargs):
-            return zoo_batches(*args, **kwargs).with_options(autotuning)
-
-        zoo.training.batches = batches_with_autotuning  # what train() builds its input with
+            setattr(zoo.training, name, with_autotuning)
     with tempfile.TemporaryDirectory() as output:
-        args = parse_train_arguments([os.path.join("specs", f"{spec}.yaml"), "--output", output,
-                                      "--results", "", "--set", "data.dataset=mnist_subset",
-                                      "--set", f"train.epochs={epochs}"])
-        _, directory = run_training(args, log=lambda *_: None)
-        with open(os.path.join(directory, "history.json")) as file:
+        result = zoo.train(os.path.join("specs", f"{spec}.yaml"), output=output,
+                           overrides=["data.dataset=mnist_subset", f"train.epochs={epochs}"],
+                           log=lambda *_: None)
+        with open(os.path.join(result.export, "history.json")) as file:
             history = json.load(file)
     (phase,) = history.values()
     return {"epoch_s": [epoch["seconds"] for epoch in phase[1:]]}

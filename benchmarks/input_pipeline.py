@@ -32,8 +32,8 @@ def measure(side: str, spec_name: str, batch) -> dict:
     import zoo
     from benchmarks.measure import zoo_loop
     from zoo.devices import choose_precision, dtype_policy
-    from zoo.run import load_splits
-    from zoo.training import Plan, batches
+    from zoo.pipeline import load_splits, training_batches
+    from zoo.training import Plan
 
     batch = int(batch)
     spec = zoo.load_spec(os.path.join("specs", f"{spec_name}.yaml"),
@@ -44,9 +44,8 @@ def measure(side: str, spec_name: str, batch) -> dict:
     with dtype_policy(choose_precision(spec.train.get("precision"))):
         model = zoo.build_model(spec)
         dataset = None
-        if side == "pipeline":  # every epoch in one dataset, as train() iterates them
-            dataset = batches(splits.train, splits, tuple(model.inputs[0].shape[1:]), plan,
-                              training=True)
+        if side == "pipeline":  # every epoch in one dataset, as train_phase() iterates them
+            dataset = training_batches(splits, tuple(model.inputs[0].shape[1:]), plan)
         speed = zoo_loop(model, batch, plan.steps_per_epoch * TIMED_EPOCHS, dataset=dataset,
                          warmup_steps=plan.steps_per_epoch)
     return {"img_s": speed}

@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from zoo.data import without_autotuning
+from zoo.pipeline import distribute
 from zoo.training import Plan, Trainer, make_loss, make_optimizer
 
 WARMUP_STEPS = 3  # tracing and the first slow steps, not timed
@@ -61,8 +62,8 @@ def zoo_loop(model: keras.Model, batch_size: int, steps: int, xla="auto", datase
     strategy = tf.distribute.get_strategy()
     optimizer = make_optimizer(section, steps)
     trainer = Trainer(strategy, model, optimizer, make_loss(section), plan)
-    batches = trainer.batches(in_memory_batches(model, batch_size) if dataset is None
-                              else dataset)
+    batches = distribute(strategy, in_memory_batches(model, batch_size) if dataset is None
+                         else dataset)
     trainer.run_epoch(batches, trainer.train_step, warmup_steps)
     with around_timed(model):
         began = time.perf_counter()

@@ -50,7 +50,8 @@ import zoo  # noqa: E402
 from zoo.data import load_split  # noqa: E402
 from zoo.devices import use_threads  # noqa: E402
 from zoo.pretrain import phases  # noqa: E402
-from zoo.run import load_splits, run_phases  # noqa: E402
+from zoo.pipeline import load_splits  # noqa: E402
+from zoo.training import run_phases  # noqa: E402
 
 SETTINGS = {
     "classical": {"activation": "sigmoid", "dropout": 0.0, "loss": "binary_crossentropy",

@@ -8,7 +8,7 @@ Cases come from the real specs in specs/ (keys deleted, duplicated or misspelled
 values of the wrong type or out of range, wrong references, deep nesting,
 unicode, very long strings, text-level edits that break the YAML) and from
 random YAML documents. `tests/test_fuzz_specs.py` runs a few hundred of them;
-`scripts/fuzz_specs.py` runs thousands and counts the outcomes.
+`reliability/fuzz_specs.py` runs thousands and counts the outcomes.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 #
 #   scripts/try_every_spec.sh [OUTPUT_DIR]      (default: /tmp/zoo-try-every-spec)
 #
-# Small specs train with their own hyper-parameters on mnist_subset (their results go to
-# results/zoo.json, for `zoo list`); the ImageNet and
+# Small specs train with their own hyper-parameters on mnist_subset and record their results
+# in the zoo's own table, results/zoo.json (then `zoo list --update README.md`); the ImageNet and
 # CIFAR-sized ones (AlexNet, VGG, ResNets) run a short smoke training (a few steps at
 # their full input size, evaluated on 100 test images): enough to show that they
 # train, export and evaluate, not to reach their papers' accuracy on a CPU.
@@ -18,7 +18,7 @@ for spec in specs/*.yaml; do
   name=$(basename "$spec" .yaml)
   case "$name" in
     alexnet|resnet*|vgg*) extra=("${short[@]}") ;;
-    *) extra=() ;;
+    *) extra=(--results results/zoo.json) ;;
   esac
   start=$SECONDS
   set +e

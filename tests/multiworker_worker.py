@@ -1,19 +1,18 @@
 """One worker of a real MultiWorkerMirroredStrategy cluster on 127.0.0.1 (used by test_training).
 
-    TF_CONFIG=... python multiworker_worker.py SPEC OUTPUT WEIGHTS.npz [--set ...]
+    TF_CONFIG=... python multiworker_worker.py SPEC OUTPUT WEIGHTS.npz [KEY=VALUE ...]
 
-Runs the same training `train.py` runs, then saves the worker's final weights
-so the test can check that every worker ends with the same model.
+Runs the same training `train.py` runs (zoo.train, with the KEY=VALUE overrides), then saves
+the worker's final weights so the test can check that every worker ends with the same model.
 """
 
 import sys
 
 import numpy as np
 
-from zoo.cli import parse_train_arguments
-from zoo.run import run_training
+import zoo
 
-spec, output, weights_file, *rest = sys.argv[1:]
-args = parse_train_arguments([spec, "--output", output, *rest])
-model, _ = run_training(args, log=lambda message: print(message, flush=True))
+spec, output, weights_file, *overrides = sys.argv[1:]
+model = zoo.train(spec, overrides=overrides, output=output,
+                  log=lambda message: print(message, flush=True)).model
 np.savez(weights_file, *[np.asarray(weight) for weight in model.weights])

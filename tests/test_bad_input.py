@@ -234,7 +234,7 @@ def test_a_full_disk_during_export_keeps_earlier_versions_and_publishes_nothing(
     import zoo
     from zoo.data import DataInfo
     from zoo.export import export
-    from zoo.source import RunFailure
+    from zoo.files import RunFailure
 
     spec = zoo.load_spec(write_spec(TINY, "tiny.yaml"))
     model = zoo.build_model(spec)

@@ -28,7 +28,7 @@ CASES = {
         "model: [unclosed\n",
         "spec.yaml:2:1: this is not valid YAML: while parsing a flow sequence expected ',' or ']', "
         "but got '<stream end>'"),
-    "control character": (  # found by scripts/fuzz_specs.py: it used to escape as a traceback
+    "control character": (  # found by reliability/fuzz_specs.py: it used to escape as a traceback
         "model:\n  name: \"a\x1bb\"\n",
         "spec.yaml:2:11: this is not valid YAML: the control character U+001B is not allowed; "
         "remove it, or write it as the escape \"\\u001b\" inside a double-quoted string"),
@@ -202,7 +202,7 @@ def test_extends_a_missing_file(write_spec):
 
 
 def test_extends_a_name_longer_than_the_system_allows(write_spec):
-    # found by scripts/fuzz_specs.py: it used to escape as OSError "File name too long"
+    # found by reliability/fuzz_specs.py: it used to escape as OSError "File name too long"
     with pytest.raises(zoo.SpecError) as caught:
         zoo.load_spec(write_spec(f"extends: base{'0' * 5000}.yaml\n"))
     assert str(caught.value) == (f"spec.yaml:1:10: extends: the base spec 'base{'0' * 73}...' does "

@@ -1,6 +1,6 @@
 """A few hundred broken or hostile specs: each a located SpecError or a valid model.
 
-The same cases by the thousand: `python scripts/fuzz_specs.py --cases 3000`.
+The same cases by the thousand: `python reliability/fuzz_specs.py --cases 3000`.
 """
 
 import keras

@@ -11,9 +11,9 @@ import tensorflow as tf
 import zoo
 from conftest import ROOT, kill_after_epochs
 from zoo.checkpoints import RunState
-from zoo.pretrain import phases, set_trainable
-from zoo.run import load_splits, run_phases
-from zoo.training import train
+from zoo.pipeline import load_splits
+from zoo.pretrain import phases
+from zoo.training import run_phases, set_trainable, train_phase
 
 SDAE = """\
 model:
@@ -58,9 +58,8 @@ def test_each_phase_trains_its_layers_and_only_those(write_spec, tmp_path):
     for step, should_change in zip(steps, expected):
         before = weights_by_layer(model)
         set_trainable(model, step.trainable)
-        history = train(step.section, step.model, step.splits, strategy,
-                        RunState(str(tmp_path / step.name), "test"), log=lambda _: None,
-                        title=step.title)
+        history = train_phase(step, strategy, RunState(str(tmp_path / step.name), "test"),
+                              log=lambda _: None)
         set_trainable(model, everything)
         assert changed(before, weights_by_layer(model)) == should_change, step.name
         if step.name.startswith("pretrain"):  # the reconstruction error falls
@@ -153,7 +152,7 @@ def test_convolutional_layers_pretrain_the_same_way(write_spec, tmp_path, tied):
         reconstruction, clean = step.model.outputs
         assert reconstruction.shape[1:] == clean.shape[1:]
         set_trainable(model, step.trainable)
-        history = train(step.section, step.model, step.splits, tf.distribute.get_strategy(),
-                        RunState(str(tmp_path / step.name), "test"), log=lambda _: None)
+        history = train_phase(step, tf.distribute.get_strategy(),
+                              RunState(str(tmp_path / step.name), "test"), log=lambda _: None)
         set_trainable(model, {layer.name for layer in model.layers})
         assert history[-1]["loss"] < history[0]["loss"]

@@ -58,7 +58,8 @@ def test_train_export_evaluate_predict(tiny):
     assert 600 <= width <= 2000 and 250 <= height <= 600
     for kind in ("train", "validation"):  # TensorBoard's two sides, each with every epoch
         assert tensorboard_steps(tiny / "logs" / "train" / kind, "accuracy") == [1, 2, 3]
-    results = json.loads((tiny / "results" / "zoo.json").read_text())
+    assert result.stdout.splitlines()[-1] == "recorded the result in exports/results.json"
+    results = json.loads((tiny / "exports" / "results.json").read_text())
     assert results["tiny"]["accuracy"] == trained["accuracy"]
     assert results["tiny"]["command"] == ("python train.py tiny.yaml --output exports "
                                           "--tensorboard logs --set train.precision=float32")
@@ -195,8 +196,8 @@ def test_two_workers_on_localhost_train_one_model(tiny):
         config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
         processes.append(subprocess.Popen(
             [sys.executable, str(ROOT / "tests" / "multiworker_worker.py"), "tiny.yaml",
-             "exports", f"weights{index}.npz", "--set", "train.epochs=2",
-             "--set", "train.threads=1"],  # collectives must not need a second thread
+             "exports", f"weights{index}.npz", "train.epochs=2",
+             "train.threads=1"],  # collectives must not need a second thread
             cwd=tiny, env={**os.environ, "TF_CONFIG": json.dumps(config)},
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     outputs = [process.communicate(timeout=300) for process in processes]
@@ -241,19 +242,19 @@ def test_batches_are_preprocessed_whole_with_tf_data_autotuning_off(tiny):
     import tensorflow as tf
 
     from zoo.data import preprocess
-    from zoo.run import load_splits
-    from zoo.training import Plan, batches
+    from zoo.pipeline import evaluation_batches, load_splits, training_batches
+    from zoo.training import Plan
 
     spec = zoo.load_spec(tiny / "tiny.yaml")
     splits = load_splits(spec, "train", download=False)
     plan = Plan.from_section(spec.train, splits.info, splits.train_size)
-    training = batches(splits.train, splits, (8, 8, 1), plan, training=True)
-    evaluation = batches(splits.eval, splits, (8, 8, 1), plan, training=False)
+    training = training_batches(splits, (8, 8, 1), plan)
+    evaluation = evaluation_batches(splits, (8, 8, 1), plan)
     assert training.options().autotune.enabled is evaluation.options().autotune.enabled is False
     # training: endless (the loop takes each epoch's steps); evaluation: one pass, 360 images
     assert training.cardinality() == tf.data.INFINITE_CARDINALITY
     assert evaluation.cardinality() == 12
-    images, labels = next(iter(batches(splits.eval, splits, (8, 8, 1), plan, training=False)))
+    images, labels = next(iter(evaluation))
     one_by_one = [(preprocess(image, (8, 8, 1), splits.options["preprocess"]), label)
                   for image, label in splits.eval.take(32)]
     np.testing.assert_array_equal(images, tf.stack([image for image, _ in one_by_one]))
@@ -261,22 +262,22 @@ def test_batches_are_preprocessed_whole_with_tf_data_autotuning_off(tiny):
 
 
 def test_each_epoch_is_shuffled_anew_and_a_resumed_run_sees_the_same_epochs(tiny, monkeypatch):
-    import zoo.training
-    from zoo.run import load_splits
-    from zoo.training import Plan, batches
+    import zoo.pipeline
+    from zoo.pipeline import load_splits, training_batches
+    from zoo.training import Plan
 
-    monkeypatch.setattr(zoo.training, "CHAINED_EPOCHS", 2)  # tiny's 3 epochs take 2 iterators
+    monkeypatch.setattr(zoo.pipeline, "CHAINED_EPOCHS", 2)  # tiny's 3 epochs take 2 iterators
     spec = zoo.load_spec(tiny / "tiny.yaml", ["data.augment={flip: horizontal, pad_crop: 1}"])
     splits = load_splits(spec, "train", download=False)
     plan = Plan.from_section(spec.train, splits.info, splits.train_size)
     steps = plan.steps_per_epoch
 
     def epochs(first, count):
-        fed = batches(splits.train, splits, (8, 8, 1), plan, training=True, first_epoch=first)
+        fed = training_batches(splits, (8, 8, 1), plan, first_epoch=first)
         return [np.concatenate([images.numpy().ravel(), labels.numpy()]) for images, labels
                 in fed.take(count * steps)]
 
-    every_epoch = epochs(0, 2) + epochs(2, 1)  # as train() takes them
+    every_epoch = epochs(0, 2) + epochs(2, 1)  # as train_phase() takes them
     resumed = epochs(1, 2)  # a run resumed after epoch 1
     np.testing.assert_array_equal(resumed, every_epoch[steps:])
     assert not np.array_equal(every_epoch[0], every_epoch[steps])
@@ -285,7 +286,7 @@ def test_each_epoch_is_shuffled_anew_and_a_resumed_run_sees_the_same_epochs(tiny
 def test_augmentation_draws_a_flip_and_a_crop_for_each_image_of_a_batch():
     import tensorflow as tf
 
-    from zoo.data import augment
+    from zoo.pipeline import augment
 
     images = tf.reshape(tf.range(64 * 5 * 4, dtype=tf.float32), (64, 5, 4, 1))  # all distinct
     options = {"flip": "horizontal", "pad_crop": 2}
@@ -420,16 +421,12 @@ def test_ctrl_c_exits_cleanly_and_the_same_command_resumes(tiny):
 def test_threads_cannot_change_once_tensorflow_runs(tiny):
     import tensorflow as tf
 
-    from zoo.cli import parse_train_arguments
-    from zoo.run import run_training
-
     tf.config.list_logical_devices()  # starts TensorFlow's runtime, as any earlier work does
     other = tf.config.threading.get_intra_op_parallelism_threads() + 3
-    args = parse_train_arguments([str(tiny / "tiny.yaml"), "--output", str(tiny / "exports"),
-                                  "--set", f"train.threads={other}"])
     with pytest.raises(zoo.SpecError, match="train.threads: TensorFlow is already running in "
                                             "this process and its thread pools are fixed"):
-        run_training(args)
+        zoo.train(tiny / "tiny.yaml", output=str(tiny / "exports"),
+                  overrides=[f"train.threads={other}"])
     assert not (tiny / "exports").exists()
 
 
@@ -453,3 +450,22 @@ def test_a_kill_between_checkpoint_and_state_resumes_from_the_epoch_before(tmp_p
     resumed = RunState(str(tmp_path), "spec")
     assert resumed.restore(model, optimizer) == 1
     assert resumed.history == [{"loss": 1.0}]
+
+
+def test_the_python_api_trains_a_spec_given_as_text(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    lines = []
+    result = zoo.train(TINY, overrides=["train.epochs=2", "train.precision=float32"],
+                       output="out", log=lines.append)
+    assert result.export == os.path.join("out", "spec", "1") and result.spec.name == "spec"
+    assert lines[0].startswith("training spec on digits (1,437 train / 360 eval images)")
+    assert [len(epochs) for epochs in result.history.values()] == [2]
+    assert result.metrics["accuracy"] > 0.8
+    exported = json.loads((tmp_path / result.export / "metrics.json").read_text())
+    assert exported == pytest.approx(result.metrics)
+    assert result.dataset == {"name": "digits", "train_split": "train", "eval_split": "test"}
+    assert not (tmp_path / "out" / "results.json").exists()  # recording is `zoo train`'s job
+    with pytest.raises(zoo.SpecError) as error:
+        zoo.train(TINY.replace("epochs: 3", "epochs: many"), output="out")
+    assert str(error.value) == ("<spec>:13:11: train.epochs: expected a positive integer, "
+                                "received the string 'many'")

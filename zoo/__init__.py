@@ -3,6 +3,8 @@
     import zoo
     spec = zoo.load_spec("specs/resnet50.yaml")   # validated, every value located
     model = zoo.build_model(spec)                 # a keras.Model (functional)
+    result = zoo.train("specs/lenet.yaml", overrides=["data.dataset=mnist_subset"])
+    result.export, result.metrics                 # exports/lenet/1, {"accuracy": ...}
 
 The public names are imported on first use, so `import zoo.cli` stays light
 and can quiet TensorFlow's logging before TensorFlow is imported.
@@ -11,7 +13,8 @@ and can quiet TensorFlow's logging before TensorFlow is imported.
 import importlib
 
 _PUBLIC = {"SpecError": "zoo.source", "Spec": "zoo.spec", "load_spec": "zoo.spec",
-           "build_model": "zoo.build"}
+           "spec_from_text": "zoo.spec", "build_model": "zoo.build", "train": "zoo.run",
+           "TrainResult": "zoo.run"}
 
 __all__ = list(_PUBLIC)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import keras
 
 from zoo.build import build_model
-from zoo.checkpoints import write_json_atomically
+from zoo.files import write_json_atomically
 from zoo.macs import format_macs, model_macs
 from zoo.source import SpecError
 from zoo.spec import Spec, load_spec

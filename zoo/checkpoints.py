@@ -24,7 +24,8 @@ from contextlib import contextmanager
 
 import tensorflow as tf
 
-from zoo.source import SpecError, write_failure
+from zoo.files import atomic_path, write_failure, write_json_atomically
+from zoo.source import SpecError
 
 
 @contextmanager
@@ -48,15 +49,6 @@ def one_run_at_a_time(checkpoints: str, log):
 
 def spec_fingerprint(document: dict) -> str:
     return hashlib.sha256(json.dumps(document, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def write_json_atomically(path: str, value) -> None:
-    directory = os.path.dirname(path) or "."
-    with tempfile.NamedTemporaryFile("w", dir=directory, delete=False, suffix=".tmp") as handle:
-        json.dump(value, handle, indent=2, default=float)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(handle.name, path)
 
 
 class RunState:
@@ -146,9 +138,8 @@ class RunState:
         """Record that this phase is done, with the weights it ended with."""
         self.extra["complete"] = True
         if self.chief:
-            partial = self.final_weights + ".partial.weights.h5"
-            model.save_weights(partial)
-            os.replace(partial, self.final_weights)
+            with atomic_path(self.final_weights, suffix=".weights.h5") as partial:
+                model.save_weights(partial)
             write_json_atomically(os.path.join(self.directory, "state.json"), {
                 "fingerprint": self.fingerprint, "history": self.history, "extra": self.extra})
         if self._scratch:

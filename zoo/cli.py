@@ -15,8 +15,7 @@ import os
 import shlex
 import sys
 
-EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
-
+from zoo.commands import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_INTERRUPTED, RUN
 
 def _import_tensorflow(verbose: bool) -> None:
     """Import TensorFlow, hiding its start-up log lines unless asked.
@@ -84,10 +83,11 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tensorboard", metavar="DIR",
                         help="also write TensorBoard logs of every epoch to DIR "
                              "(view with: tensorboard --logdir DIR)")
-    parser.add_argument("--results", default="results/zoo.json", metavar="FILE",
+    parser.add_argument("--results", metavar="FILE",
                         help="record the accuracy reached, with this command, under the spec's "
-                             "name in FILE, which `zoo list` shows (default: results/zoo.json; "
-                             "--results '' records nothing)")
+                             "name in FILE (default: OUTPUT/results.json, beside the exports; "
+                             "--results '' records nothing). `zoo list --results FILE` shows "
+                             "them; results/zoo.json is the zoo's own table (README)")
     _add_download(parser)
 
 
@@ -227,29 +227,25 @@ def main(argv=None) -> int:
     return _dispatch(args)
 
 
-def parse_train_arguments(argv) -> argparse.Namespace:
-    """train.py's arguments, as `train_main` parses them (the multi-worker test uses them)."""
+def train_main(argv=None) -> int:
+    """train.py: `zoo train` standing alone."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = _parser("train", "train.py").parse_args(argv)
     args.command, args.command_line = "train", shlex.join(["python", "train.py", *argv])
-    return args
-
-
-def train_main(argv=None) -> int:
-    return _dispatch(parse_train_arguments(sys.argv[1:] if argv is None else list(argv)))
+    return _dispatch(args)
 
 
 def evaluate_main(argv=None) -> int:
+    """evaluate.py: `zoo evaluate` standing alone."""
     args = _parser("evaluate", "evaluate.py").parse_args(argv)
     args.command = "evaluate"
     return _dispatch(args)
 
 
 def _dispatch(args) -> int:
-    from zoo import commands
-
     if args.command != "schema":  # the schema needs no TensorFlow
         _import_tensorflow(args.verbose)
-    return _run(lambda: commands.RUN[args.command](args), args.verbose)
+    return _run(lambda: RUN[args.command](args), args.verbose)
 
 
 def _run(job, verbose: bool) -> int:
@@ -257,7 +253,8 @@ def _run(job, verbose: bool) -> int:
 
     Any other failure is one message and exit code 1; --verbose shows its traceback.
     """
-    from zoo.source import RunFailure, SpecError
+    from zoo.files import RunFailure
+    from zoo.source import SpecError
 
     try:
         return job()
@@ -267,7 +264,7 @@ def _run(job, verbose: bool) -> int:
     except KeyboardInterrupt:
         print("interrupted: the checkpoint of the last completed epoch is kept; run the same "
               "command again to resume from it", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except (FloatingPointError, RunFailure) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILURE

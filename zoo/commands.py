@@ -1,20 +1,37 @@
 """What each `zoo` subcommand does, given its parsed arguments (see `zoo.cli`); each returns an
-exit code. Bad input raises `SpecError`, which `zoo.cli` turns into one message and exit 2."""
+exit code. Bad input raises `SpecError`, which `zoo.cli` turns into one message and exit 2.
+
+Modules are imported inside each command: `zoo schema` and `zoo --help` need no TensorFlow,
+and the CLI quiets TensorFlow's start-up lines before it is first imported.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 
-from zoo.cli import EXIT_BAD_INPUT, EXIT_OK
+# The exit codes (the contract in DESIGN.md): success, a failure of the run or the machine,
+# bad input (a one-paragraph message on stderr, never a traceback), Ctrl-C.
+EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def train(args) -> int:
+    """Train and export (`zoo.train`), then record the result the run reached."""
     if args.dry_run:
         return summary(args)
-    from zoo.run import run_training
+    from zoo.catalog import record_result
+    from zoo.run import train as train_spec
 
-    run_training(args, log=lambda message: print(message, flush=True))
+    result = train_spec(args.spec, overrides=args.overrides, output=args.output,
+                        strategy=args.strategy, logical_cpus=args.logical_cpus,
+                        restart=args.restart, tensorboard=args.tensorboard,
+                        download=args.download, log=lambda message: print(message, flush=True))
+    results = os.path.join(args.output, "results.json") if args.results is None else args.results
+    if result.export and results:  # the chief's export; other workers record nothing
+        record_result(results, result.spec.name, result.metrics, result.dataset,
+                      args.command_line, result.export)
+        print(f"recorded the result in {results}", flush=True)
     return EXIT_OK
 
 

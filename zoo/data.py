@@ -238,35 +238,3 @@ def resize(images, input_shape, preprocess_options: dict):
         images = tf.image.resize(images, (height, width),
                                  method=preprocess_options.get("resize", "bilinear"))
     return images
-
-
-def augment(images, augment_options: dict, seed):
-    """Training-time augmentation of a batch of preprocessed images, a draw for each image.
-
-    `seed` (two integers) decides every draw: the same seed, the same augmented batch.
-    """
-    flip_seed, vertical_seed, crop_seed = tf.unstack(
-        tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 3))
-    flip = augment_options.get("flip")
-    if flip in ("horizontal", "both"):
-        images = tf.image.stateless_random_flip_left_right(images, flip_seed)
-    if flip in ("vertical", "both"):
-        images = tf.image.stateless_random_flip_up_down(images, vertical_seed)
-    padding = augment_options.get("pad_crop")
-    if padding:
-        padded = tf.pad(images, [[0, 0], [padding, padding], [padding, padding], [0, 0]])
-        images = random_windows(padded, images.shape[1:3], crop_seed)
-    return images
-
-
-def random_windows(images, size, seed):
-    """A window of `size` (height, width) at a random place in each image of a batch: one
-    gather per axis for the whole batch."""
-    height, width = size
-    room = tf.shape(images)[1:3] - (height, width) + 1  # the places a window's corner can take
-    corners = tf.cast(tf.random.stateless_uniform([tf.shape(images)[0], 2], seed)
-                      * tf.cast(room, tf.float32), tf.int32)
-    rows = corners[:, :1] + tf.range(height)
-    columns = corners[:, 1:] + tf.range(width)
-    return tf.gather(tf.gather(images, rows, axis=1, batch_dims=1), columns, axis=2,
-                     batch_dims=1)

@@ -1,4 +1,5 @@
-"""Per-device defaults for speed: numeric precision, XLA compilation and threads.
+"""The devices a run trains on: the tf.distribute strategy over them, and per-device defaults
+for speed (numeric precision, XLA compilation, threads).
 
 `train.precision`, `train.xla` and `train.threads` in a spec override them; `auto` (the default)
 picks what the benchmarks measured fastest at equal accuracy (BENCHMARKS.md):
@@ -22,6 +23,8 @@ picks what the benchmarks measured fastest at equal accuracy (BENCHMARKS.md):
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 
 import keras
 import tensorflow as tf
@@ -84,3 +87,52 @@ def dtype_policy(name: str):
         yield
     finally:
         keras.mixed_precision.set_global_policy(previous)
+
+
+# --- the tf.distribute strategy -------------------------------------------------------------
+
+
+def choose_strategy(name: str | None = None) -> tf.distribute.Strategy:
+    """`name` (from --strategy) or, by default, what the hardware and cluster call for.
+
+    Several workers come from TF_CONFIG, or from Slurm (`srun` with several tasks).
+    """
+    workers = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {}).get("worker", [])
+    slurm = not workers and int(os.environ.get("SLURM_NTASKS", "1")) > 1
+    if name is None:  # physical devices: listing logical ones would start the runtime too early
+        gpus = tf.config.list_physical_devices("GPU")
+        name = "multi_worker" if len(workers) > 1 or slurm else \
+            "mirrored" if len(gpus) > 1 else "default"
+    if name == "multi_worker":
+        resolver = tf.distribute.cluster_resolver.SlurmClusterResolver() if slurm else None
+        return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
+    if name == "mirrored":
+        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        return tf.distribute.MirroredStrategy([device.name for device in devices])
+    return tf.distribute.get_strategy()
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.cluster_spec().as_dict():
+        return True
+    return resolver.task_type in ("chief", None) or (
+        resolver.task_type == "worker" and resolver.task_id == 0
+        and "chief" not in resolver.cluster_spec().as_dict())
+
+
+def split_logical_cpus(count: int) -> None:
+    """Present the CPU as `count` devices, to run multi-device code where there are no GPUs."""
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * count)
+
+
+_STRATEGY_NAMES = {"CollectiveAllReduceStrategy": "MultiWorkerMirroredStrategy",
+                   "_DefaultDistributionStrategy": "the default strategy"}
+
+
+def strategy_name(strategy: tf.distribute.Strategy) -> str:
+    """The name users know a strategy by (MultiWorkerMirroredStrategy's class is called
+    CollectiveAllReduceStrategy)."""
+    return _STRATEGY_NAMES.get(type(strategy).__name__, type(strategy).__name__)

@@ -30,7 +30,8 @@ import yaml
 
 from zoo.data import DataInfo, preprocess
 from zoo.plots import plot_training_curves
-from zoo.source import SpecError, plain, write_failure
+from zoo.files import fsync_tree, write_failure
+from zoo.source import SpecError, plain
 from zoo.spec import Spec
 
 INPUT_NAME = "image"
@@ -145,15 +146,7 @@ def _write_version(directory, spec, model, info: DataInfo, history, metrics, dat
             json.dump(value, handle, indent=2, default=float)
     plot_training_curves(history, os.path.join(directory, "training.png"),
                          f"{spec.name} on {dataset['name']}")
-    _fsync_tree(directory)
-
-
-def _fsync_tree(directory: str) -> None:
-    """Flush every file to disk before the rename makes the version visible."""
-    for root, _, files in os.walk(directory):
-        for name in files:
-            with open(os.path.join(root, name), "rb") as handle:
-                os.fsync(handle.fileno())
+    fsync_tree(directory)
 
 
 def check_writable(output: str, spec_name: str) -> None:

@@ -12,10 +12,9 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from zoo.data import IMAGE_SUFFIXES
 from zoo.evaluation import bad_export, load_saved_model
 from zoo.source import SpecError
-
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp")
 
 
 def image_files(paths) -> list[str]:
@@ -24,10 +23,10 @@ def image_files(paths) -> list[str]:
     for path in paths:
         if os.path.isdir(path):
             found = sorted(os.path.join(root, name) for root, _, names in os.walk(path)
-                           for name in names if name.lower().endswith(IMAGE_EXTENSIONS))
+                           for name in names if name.lower().endswith(IMAGE_SUFFIXES))
             if not found:
                 raise SpecError(None, "", f"{path}: the folder holds no image files "
-                                          f"({', '.join(IMAGE_EXTENSIONS)})")
+                                          f"({', '.join(IMAGE_SUFFIXES)})")
             files.extend(found)
         elif os.path.isfile(path):
             files.append(path)

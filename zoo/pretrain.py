@@ -19,13 +19,13 @@ on its own after an interruption.
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import dataclass
 
 import keras
 from keras import ops
 
 from zoo.source import SpecError
-from zoo.training import Splits
+from zoo.pipeline import Splits
+from zoo.training import Phase
 
 
 class MaskingNoise(keras.layers.Layer):
@@ -73,16 +73,6 @@ def _untied_decoder(encoder, encoder_input_shape, activation, name):
     return keras.layers.Conv2DTranspose(encoder_input_shape[-1], encoder.kernel_size,
                                         strides=encoder.strides, padding=encoder.padding,
                                         activation=activation, name=name)
-
-
-@dataclass
-class Phase:
-    name: str  # directory name of its checkpoints, e.g. "pretrain-2-hidden2"
-    title: str  # how progress lines name it
-    section: dict  # a train-like section: epochs, batch_size, optimizer, loss, target, ...
-    model: keras.Model  # what this phase trains (a stage model shares the real model's layers)
-    trainable: set  # names of the real model's layers that learn in this phase
-    splits: Splits
 
 
 def stage_model(model: keras.Model, layer_name: str, options: dict) -> keras.Model:
@@ -140,8 +130,3 @@ def phases(spec, model: keras.Model, labeled: Splits, unlabeled: Splits) -> list
                         everything - below - set(names), labeled))
     result.append(Phase("finetune", "fine-tuning", dict(spec.train), model, everything, labeled))
     return result
-
-
-def set_trainable(model: keras.Model, names: set) -> None:
-    for layer in model.layers:
-        layer.trainable = layer.name in names

@@ -1,36 +1,121 @@
-"""The main job, top to bottom: spec -> data -> strategy -> (pretrain) -> train -> export."""
+"""The main job, top to bottom: spec -> data -> strategy -> (pretrain) -> train -> export.
+
+    import zoo
+    result = zoo.train("specs/lenet.yaml", overrides=["data.dataset=mnist_subset"])
+    result.metrics["accuracy"], result.export      # 0.97..., 'exports/lenet/1'
+
+`zoo train` (and train.py) call `train` with the command line's values; a notebook calls it
+with keyword arguments. Bad input raises `zoo.SpecError` before any training.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import shutil
+from dataclasses import dataclass
 
 import keras
-import tensorflow as tf
 
 from zoo.build import build_model
-from zoo.checkpoints import RunState, one_run_at_a_time, spec_fingerprint
-from zoo.data import IMAGE_SUFFIXES, DataInfo, load_split
-from zoo.devices import (choose_precision, choose_xla, describe_threads, dtype_policy,
-                          use_threads)
+from zoo.checkpoints import one_run_at_a_time, spec_fingerprint
+from zoo.data import IMAGE_SUFFIXES, DataInfo
+from zoo.devices import (choose_precision, choose_strategy, choose_xla, describe_threads,
+                         dtype_policy, is_chief, split_logical_cpus, strategy_name, use_threads)
 from zoo.export import check_writable, export
-from zoo.pretrain import phases, set_trainable
+from zoo.pipeline import load_splits
+from zoo.pretrain import phases
 from zoo.source import SpecError, plain
-from zoo.spec import Spec, load_spec
-from zoo.catalog import record_result
-from zoo.training import (Splits, TensorBoardLog, choose_strategy, is_chief,
-                           stop_between_steps_on_ctrl_c, train)
-
-CACHE_LIMIT_BYTES = 2 << 30  # raw uint8 splits smaller than this stay in memory
+from zoo.spec import Spec, load_spec, spec_from_text
+from zoo.training import run_phases, stop_between_steps_on_ctrl_c
 
 
-def split_logical_cpus(count: int) -> None:
-    """Present the CPU as `count` devices, to run multi-device code where there are no GPUs."""
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(
-        cpu, [tf.config.LogicalDeviceConfiguration()] * count)
+@dataclass
+class TrainResult:
+    """What a finished run leaves: the trained model and, on the chief, its export."""
+
+    spec: Spec
+    model: keras.Model
+    export: str | None  # the version directory, e.g. exports/lenet/1; None on other workers
+    metrics: dict  # the evaluation split's figures after the last epoch (accuracy, loss, ...)
+    dataset: dict  # name, train_split, eval_split
+    history: dict  # every epoch's figures, by phase
+
+
+def train(spec, *, overrides=(), output: str = "exports", strategy: str | None = None,
+          logical_cpus: int | None = None, restart: bool = False,
+          tensorboard: str | None = None, download: bool = False, log=print) -> TrainResult:
+    """Train a spec as it declares (every pretraining phase, then training) and export it.
+
+    `spec`: a spec file's path, YAML text (a string of several lines, named "spec"), or a
+    loaded `zoo.Spec`. `overrides`: `dotted.key=value` strings, as `--set` takes them.
+    `output`: exports go to OUTPUT/<spec name>/<version>/. `strategy`: default, mirrored or
+    multi_worker (None: what the hardware and TF_CONFIG call for); `logical_cpus` splits the
+    CPU into that many devices first. `restart` discards an unfinished run instead of
+    resuming it. `tensorboard`: a folder for TensorBoard logs. `download`: let TFDS fetch a
+    missing dataset. `log` receives each progress line.
+    """
+    if logical_cpus:
+        split_logical_cpus(logical_cpus)
+    spec = _as_spec(spec, overrides)
+    size_thread_pools(spec.train)
+    distribution = choose_strategy(strategy)
+    chief = is_chief(distribution)
+    if chief:
+        check_writable(output, spec.name)
+    log = log if chief else (lambda *_: None)
+    train_split = spec.data.get("train_split") or "train"
+    labeled = load_splits(spec, train_split, download)
+    info = labeled.info
+    bind_classes(spec, info, log)
+    precision = choose_precision(spec.train.get("precision"))
+    log(f"training {spec.name} on {info.name} ({labeled.train_size:,} train / "
+        f"{labeled.eval_size:,} eval images) with {strategy_name(distribution)} over "
+        f"{distribution.num_replicas_in_sync} replica(s), {precision}"
+        f"{', XLA' if choose_xla(spec.train.get('xla'), distribution) else ''}"
+        f"{', ' + threads if (threads := describe_threads()) else ''}")
+    if info.skipped:
+        log(f"skipped {len(info.skipped)} file(s) of {info.name} that are not images by their "
+            f"name (not {', '.join(IMAGE_SUFFIXES)}): {', '.join(info.skipped[:3])}"
+            + (" ..." if len(info.skipped) > 3 else ""))
+    unlabeled = labeled
+    if spec.pretrain and spec.pretrain.get("unlabeled", train_split) != train_split:
+        unlabeled = load_splits(spec, spec.pretrain["unlabeled"], download)
+    checkpoints = os.path.join(output, spec.name, "checkpoint")
+    lock = one_run_at_a_time(checkpoints, log) if chief else contextlib.nullcontext()
+    with lock, dtype_policy(precision):
+        if restart and chief:
+            shutil.rmtree(checkpoints, ignore_errors=True)
+        keras.utils.set_random_seed(spec.train.get("seed") or 0)  # initial weights follow it
+        with distribution.scope():
+            model = build_model(spec)
+            check_model_fits_data(spec, model, info)
+            steps = phases(spec, model, labeled, unlabeled)
+        with stop_between_steps_on_ctrl_c():
+            histories = run_phases(steps, model, distribution, checkpoints,
+                                   spec_fingerprint(plain(spec.document)), chief, log,
+                                   tensorboard)
+        final = {key[4:]: value for key, value in histories[steps[-1].name][-1].items()
+                 if key.startswith("val_")}
+        dataset = {"name": info.name, "train_split": train_split,
+                   "eval_split": spec.data.get("eval_split") or "test"}
+        directory = None
+        if chief:
+            directory = export(spec, model, info, output, history=histories, metrics=final,
+                               dataset=dataset)
+            log(f"exported {directory}")
+            shutil.rmtree(checkpoints, ignore_errors=True)
+    return TrainResult(spec, model, directory, final, dataset, histories)
+
+
+def _as_spec(spec, overrides) -> Spec:
+    if isinstance(spec, Spec):
+        if overrides:
+            raise TypeError("overrides go with a spec file or text; a loaded Spec is final")
+        return spec
+    if isinstance(spec, str) and "\n" in spec:
+        return spec_from_text(spec, overrides)
+    return load_spec(spec, overrides)
 
 
 def size_thread_pools(train) -> None:
@@ -41,36 +126,6 @@ def size_thread_pools(train) -> None:
         raise train.error("threads", "TensorFlow is already running in this process and its "
                                      "thread pools are fixed; train in a new process (train.py) "
                                      "or leave threads at auto") from None
-
-
-def load_splits(spec: Spec, train_split: str, download: bool) -> Splits:
-    """The raw train split named, and the split that evaluates it, for the spec's dataset."""
-    data = spec.data
-    if not data.get("dataset"):
-        raise SpecError(data.location, "data", "training needs a dataset: add `data: {dataset: "
-                                               "NAME}` or pass --set data.dataset=mnist_subset")
-    name = data["dataset"]
-    where = data.where("dataset")
-    eval_split = data.get("validation_split") or data.get("eval_split") or "test"
-    train_raw, info = load_split(name, train_split, download=download, where=where)
-    eval_raw, _ = load_split(name, eval_split, download=download, where=where)
-    sizes = [_split_size(info, split, raw) for split, raw in ((train_split, train_raw),
-                                                              (eval_split, eval_raw))]
-    train_raw, eval_raw = (cache_if_small(raw, info, size)
-                           for raw, size in zip((train_raw, eval_raw), sizes))
-    return Splits(train_raw, eval_raw, info, *sizes, options=dict(data))
-
-
-def cache_if_small(raw, info: DataInfo, size: int):
-    """Keep a raw split in memory after its first pass when it fits (every epoch reuses it)."""
-    pixels = math.prod(info.image_shape) if None not in info.image_shape else None
-    return raw.cache() if pixels and pixels * size < CACHE_LIMIT_BYTES else raw
-
-
-def _split_size(info: DataInfo, split: str, raw) -> int:
-    if split in info.split_sizes:
-        return info.split_sizes[split]
-    return int(raw.reduce(0, lambda count, _: count + 1))  # a sliced split such as train[:90%]
 
 
 def bind_classes(spec: Spec, info: DataInfo, log) -> None:
@@ -103,90 +158,3 @@ def check_model_fits_data(spec: Spec, model, info: DataInfo) -> None:
         raise SpecError(spec.model.location, "model", f"the model predicts {predicted} classes "
                         f"but dataset '{info.name}' has {info.num_classes}; give the output layer "
                         f"units: \"${{classes}}\" with model.vars.classes, which follows the data")
-
-
-STRATEGY_NAMES = {"CollectiveAllReduceStrategy": "MultiWorkerMirroredStrategy",
-                  "_DefaultDistributionStrategy": "the default strategy"}
-
-
-def run_phases(steps, model, strategy, checkpoints: str, fingerprint: str, chief: bool,
-               log, tensorboard: str | None = None) -> dict:
-    """Run each phase in order; a finished phase is skipped and its final weights loaded, so
-    the next phase starts from exactly what it ended with. Returns the histories by phase.
-    With `tensorboard` (a directory), the chief also writes TensorBoard logs there."""
-    histories = {}
-    for phase in steps:
-        state = RunState(os.path.join(checkpoints, phase.name), fingerprint, chief)
-        if state.is_complete:
-            model.load_weights(state.final_weights)
-            histories[phase.name] = state.history
-            continue
-        set_trainable(model, phase.trainable)
-        board = TensorBoardLog(tensorboard, phase.name) if tensorboard and chief else None
-        histories[phase.name] = train(phase.section, phase.model, phase.splits, strategy, state,
-                                      log, title=phase.title, tensorboard=board)
-        set_trainable(model, {layer.name for layer in model.layers})
-        state.complete(model)
-    return histories
-
-
-def run_training(args, log=print):
-    """Train the spec as `train.py` was asked to: every phase it declares, then export.
-
-    Returns (the trained model, the export directory; None on workers other than the chief).
-    """
-    if args.logical_cpus:
-        split_logical_cpus(args.logical_cpus)
-    spec = load_spec(args.spec, args.overrides)
-    size_thread_pools(spec.train)
-    strategy = choose_strategy(args.strategy)
-    chief = is_chief(strategy)
-    if chief:
-        check_writable(args.output, spec.name)
-    log = log if chief else (lambda *_: None)
-    train_split = spec.data.get("train_split") or "train"
-    labeled = load_splits(spec, train_split, args.download)
-    info = labeled.info
-    bind_classes(spec, info, log)
-    precision = choose_precision(spec.train.get("precision"))
-    log(f"training {spec.name} on {info.name} ({labeled.train_size:,} train / "
-        f"{labeled.eval_size:,} eval images) with "
-        f"{STRATEGY_NAMES.get(type(strategy).__name__, type(strategy).__name__)} over "
-        f"{strategy.num_replicas_in_sync} replica(s), {precision}"
-        f"{', XLA' if choose_xla(spec.train.get('xla'), strategy) else ''}"
-        f"{', ' + threads if (threads := describe_threads()) else ''}")
-    if info.skipped:
-        log(f"skipped {len(info.skipped)} file(s) of {info.name} that are not images by their "
-            f"name (not {', '.join(IMAGE_SUFFIXES)}): {', '.join(info.skipped[:3])}"
-            + (" ..." if len(info.skipped) > 3 else ""))
-    unlabeled = labeled
-    if spec.pretrain and spec.pretrain.get("unlabeled", train_split) != train_split:
-        unlabeled = load_splits(spec, spec.pretrain["unlabeled"], args.download)
-    checkpoints = os.path.join(args.output, spec.name, "checkpoint")
-    lock = one_run_at_a_time(checkpoints, log) if chief else contextlib.nullcontext()
-    with lock, dtype_policy(precision):
-        if args.restart and chief:
-            shutil.rmtree(checkpoints, ignore_errors=True)
-        keras.utils.set_random_seed(spec.train.get("seed") or 0)  # initial weights follow it
-        with strategy.scope():
-            model = build_model(spec)
-            check_model_fits_data(spec, model, info)
-            steps = phases(spec, model, labeled, unlabeled)
-        with stop_between_steps_on_ctrl_c():
-            histories = run_phases(steps, model, strategy, checkpoints,
-                                   spec_fingerprint(plain(spec.document)), chief, log,
-                                   args.tensorboard)
-        if not chief:
-            return model, None
-        final = {key[4:]: value for key, value in histories[steps[-1].name][-1].items()
-                 if key.startswith("val_")}
-        dataset = {"name": info.name, "train_split": train_split,
-                   "eval_split": spec.data.get("eval_split") or "test"}
-        directory = export(spec, model, info, args.output, history=histories, metrics=final,
-                           dataset=dataset)
-        log(f"exported {directory}")
-        shutil.rmtree(checkpoints, ignore_errors=True)
-    if args.results:
-        record_result(args.results, spec.name, final, dataset, args.command_line, directory)
-        log(f"recorded the result in {args.results}")
-    return model, directory

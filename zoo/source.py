@@ -44,21 +44,6 @@ class SpecError(ValueError):
         super().__init__(f"{where}{path + ': ' if path else ''}{message}")
 
 
-class RunFailure(RuntimeError):
-    """A failure of the machine, not of the input (e.g. a full disk), with a message that
-    says what happened, what is kept and how to go on; shown as it is, exit code 1."""
-
-
-def write_failure(what: str, exc: Exception, advice: str) -> RunFailure:
-    """A failed write (a full disk, a lost permission) as one message: what, why, what now.
-    TensorFlow's own errors end with the reason: '... path; No space left on device [Op:X]'."""
-    if isinstance(exc, OSError) and exc.strerror:
-        reason = exc.strerror
-    else:
-        reason = str(exc).strip().splitlines()[0].rsplit("; ", 1)[-1].split(" [Op:")[0]
-    return RunFailure(f"could not write {what}: {reason}. {advice}")
-
-
 def suggest(name: object, candidates) -> str:
     """' (did you mean 'x' or 'y'?)' for the closest candidates, or ''."""
     close = difflib.get_close_matches(str(name), [str(c) for c in candidates], n=3, cutoff=0.6)

@@ -332,9 +332,9 @@ def _is_file(path: str) -> bool:
         return False
 
 
-def _load_document(file: str, chain: tuple = ()) -> Mapping:
-    """One file with everything it extends merged beneath it."""
-    document = load_yaml_file(file, display=file)
+def _load_document(file: str, chain: tuple = (), text: str | None = None) -> Mapping:
+    """One file (or `text` shown as `file`) with everything it extends merged beneath it."""
+    document = load_yaml_file(file, display=file) if text is None else parse_yaml(text, file)
     if document is None:
         raise SpecError(Location(file, 1, 1), "", "the file is empty; a spec is a YAML mapping "
                                                   "with at least a 'model' section")
@@ -398,7 +398,18 @@ def apply_override(document: Mapping, assignment: str) -> None:
 def load_spec(path, overrides=()) -> Spec:
     """Load, merge and validate a spec file. Raises SpecError, located, for any problem."""
     file = os.path.normpath(str(path))
-    document = _load_document(file)
+    return _validated(_load_document(file), file, Path(file).stem, overrides)
+
+
+def spec_from_text(text: str, overrides=(), name: str = "spec") -> Spec:
+    """A spec written in a string (a notebook cell, a script), named `name`; errors locate
+    it as `<name>:line:col`, and `extends` paths are relative to the working folder."""
+    file = f"<{name}>"
+    return _validated(_load_document(file, text=text), file, name, overrides)
+
+
+def _validated(document: Mapping, file: str, name: str, overrides) -> Spec:
+    """A loaded document with the --set overrides applied, every section checked."""
     for assignment in overrides:
         apply_override(document, assignment)
     check_keys(document, TOP_LEVEL_KEYS, required=("model",))
@@ -416,5 +427,4 @@ def load_spec(path, overrides=()) -> Spec:
         texts[key] = document.get(key) or ""
         if not isinstance(texts[key], str):
             raise document.error(key, f"expected text, received {describe(texts[key])}")
-    name = Path(file).stem
     return Spec(name=name, file=file, document=document, **texts, **sections)

@@ -1,4 +1,5 @@
-"""Training under a tf.distribute strategy: optimizer, loss, schedule, checkpoints, resume.
+"""The training loop under a tf.distribute strategy: optimizer, loss, schedule, early stopping,
+checkpoints and resume, and the phases a run trains in order (`run_phases`).
 
 One custom training loop serves every strategy. Keras 3's `Model.fit` fails
 under MultiWorkerMirroredStrategy (keras-team/keras#20585), while a step run
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import math
 import os
 import signal
@@ -22,47 +22,11 @@ import keras
 import tensorflow as tf
 
 from zoo.checkpoints import RunState
-from zoo.data import DataInfo, augment, preprocess, resize
+from zoo.data import DataInfo
 from zoo.devices import choose_xla
+from zoo.pipeline import (CHAINED_EPOCHS, Batching, Splits, distribute, evaluation_batches,
+                          training_batches)
 from zoo.source import SpecError, normalize_name
-
-SHUFFLE_BUFFER = 10_000
-# Epochs one training iterator serves (zoo.training.batches). Its dataset takes longer to
-# build and start the more epochs it chains (ResNet-20's pipeline: 0.55 s for 1 to 10
-# epochs, 1.3 s for 200, 26 s for 2,000); a new one every 100 epochs starts cold once.
-CHAINED_EPOCHS = 100
-
-
-# --- strategy --------------------------------------------------------------------------------
-
-
-def choose_strategy(name: str | None = None) -> tf.distribute.Strategy:
-    """`name` (from --strategy) or, by default, what the hardware and cluster call for.
-
-    Several workers come from TF_CONFIG, or from Slurm (`srun` with several tasks).
-    """
-    workers = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {}).get("worker", [])
-    slurm = not workers and int(os.environ.get("SLURM_NTASKS", "1")) > 1
-    if name is None:  # physical devices: listing logical ones would start the runtime too early
-        gpus = tf.config.list_physical_devices("GPU")
-        name = "multi_worker" if len(workers) > 1 or slurm else \
-            "mirrored" if len(gpus) > 1 else "default"
-    if name == "multi_worker":
-        resolver = tf.distribute.cluster_resolver.SlurmClusterResolver() if slurm else None
-        return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
-    if name == "mirrored":
-        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
-        return tf.distribute.MirroredStrategy([device.name for device in devices])
-    return tf.distribute.get_strategy()
-
-
-def is_chief(strategy: tf.distribute.Strategy) -> bool:
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not resolver.cluster_spec().as_dict():
-        return True
-    return resolver.task_type in ("chief", None) or (
-        resolver.task_type == "worker" and resolver.task_id == 0
-        and "chief" not in resolver.cluster_spec().as_dict())
 
 
 # --- what the spec asks for ------------------------------------------------------------------
@@ -117,16 +81,12 @@ def make_loss(train):
 
 
 @dataclass
-class Plan:
-    """Everything the loop needs that follows from the spec and the data."""
+class Plan(Batching):
+    """Everything the loop needs that follows from the spec and the data: the batching
+    (epochs, batch size, steps per epoch, seed, target) and the rest."""
 
-    epochs: int
-    batch_size: int
-    steps_per_epoch: int
-    target: str  # "label", "input", or "codes" (the model returns its own targets)
-    metrics: tuple
-    weight_decay: float
-    seed: int
+    metrics: tuple = ()
+    weight_decay: float = 0.0
     plateau: dict = field(default_factory=dict)
     early_stopping: dict = field(default_factory=dict)
     xla: object = "auto"  # auto, True or False (zoo.devices.choose_xla)
@@ -151,79 +111,6 @@ class Plan:
             xla=train.get("xla", "auto"))
 
 
-# --- data as the loop sees it ----------------------------------------------------------------
-
-
-@dataclass
-class Splits:
-    """The raw data of a run: (uint8 image, label) pairs, and what is known about them."""
-
-    train: tf.data.Dataset
-    eval: tf.data.Dataset
-    info: DataInfo
-    train_size: int
-    eval_size: int
-    options: dict  # the spec's data section: preprocess, augment, shuffle_buffer
-
-
-def batches(dataset, splits: Splits, input_shape, plan: Plan, *, training: bool,
-            first_epoch: int = 0):
-    """Raw (uint8 image, label) pairs -> batches of (model input, target).
-
-    For training, the batches of up to CHAINED_EPOCHS epochs from `first_epoch` on, one
-    epoch after another in one endless dataset: a single iterator serves them and prefetches
-    across the end of each epoch, where a new iterator per epoch would start cold (about
-    25 ms each time: a tenth of a LeNet epoch on 4,000 images; benchmarks/input_pipeline.py).
-    Each epoch is shuffled from the seed and its own number and each batch is augmented
-    from its own number, so a resumed run sees the epochs an uninterrupted one would.
-    For evaluation, one pass.
-
-    Preprocessing and augmentation run on whole batches: one op per batch instead of one per
-    image costs the cores that train less. Images whose sizes vary (a folder of photos) are
-    resized one by one first, so that they can share a batch.
-    """
-    options = dict(splits.options.get("preprocess") or {})
-    augment_options = dict(splits.options.get("augment") or {}) if training else {}
-    if training:
-        buffer = splits.options.get("shuffle_buffer") or SHUFFLE_BUFFER
-        dataset = shuffled_epochs(dataset, plan, buffer, first_epoch)
-    if None in splits.info.image_shape:
-        dataset = dataset.map(lambda image, label: (resize(image, input_shape, options), label),
-                              num_parallel_calls=tf.data.AUTOTUNE)
-
-    def prepare(number, batch):
-        images, labels = batch
-        images = preprocess(images, input_shape, options)
-        if augment_options:
-            images = augment(images, augment_options, seed=tf.stack([plan.seed, number]))
-        return images, (images if plan.target == "input" else labels)
-
-    dataset = dataset.batch(plan.batch_size, drop_remainder=training)
-    dataset = dataset.enumerate(start=first_epoch * plan.steps_per_epoch)  # batch numbers
-    dataset = dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    if training:  # endless: MultiWorkerMirroredStrategy's iterator then skips the all-reduce
-        # that asks every worker whether it still has data, each step (12 of the 23 ms a
-        # LeNet step spent communicating on two workers: benchmarks/scaling.py)
-        dataset = dataset.repeat()
-    return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
-
-
-def shuffled_epochs(dataset, plan: Plan, buffer: int, first_epoch: int):
-    """The examples of up to CHAINED_EPOCHS epochs from `first_epoch` on, one after another,
-    each shuffled from its own seed (a seed that is a tensor, as a per-epoch function would
-    give, fails in tf.data's shuffle when the global seed is 0)."""
-    last = min(first_epoch + CHAINED_EPOCHS, plan.epochs)
-    epochs = [dataset.shuffle(buffer, seed=plan.seed + epoch, reshuffle_each_iteration=False)
-              .repeat().take(plan.steps_per_epoch * plan.batch_size)
-              for epoch in range(first_epoch, last)] or [dataset.take(0)]
-    while len(epochs) > 1:  # joined in pairs: nested log2(epochs) deep, not one per epoch
-        joined = [earlier.concatenate(later) for earlier, later in zip(epochs[::2], epochs[1::2])]
-        epochs = joined + epochs[2 * len(joined):]
-    return epochs[0]
-
-
 # --- the loop --------------------------------------------------------------------------------
 
 
@@ -231,7 +118,6 @@ class Trainer:
     """Compiled train and eval steps for one model under one strategy."""
 
     def __init__(self, strategy, model, optimizer, loss_fn, plan: Plan):
-        self.strategy = strategy
         replicas = strategy.num_replicas_in_sync
         decayed = [w for w in model.trainable_weights if w.path.endswith("kernel")]
 
@@ -293,10 +179,6 @@ class Trainer:
             return distributed
 
         self.train_step, self.eval_step = run(train_step), run(eval_step)
-
-    def batches(self, dataset: tf.data.Dataset):
-        """An iterator over `dataset`'s batches, each split between the replicas."""
-        return iter(self.strategy.experimental_distribute_dataset(dataset))
 
     def run_epoch(self, batches, step, steps: int | None = None) -> dict:
         """Averaged statistics of `steps` batches from the iterator (all it has if None)."""
@@ -369,33 +251,72 @@ class TensorBoardLog:
             writer.flush()
 
 
-def train(section, model, splits: Splits, strategy, state: RunState, log=print,
-          title: str = "training", tensorboard: TensorBoardLog | None = None) -> list:
-    """Train `model` as `section` (a spec's `train` or a phase like it) says, resuming from
-    `state`; returns the history of epoch metrics. Build the model in `strategy.scope()`.
-    `tensorboard`, if given, receives every epoch's metrics (give it on the chief only)."""
-    plan = Plan.from_section(section, splits.info, splits.train_size)
+@dataclass
+class Phase:
+    """One stretch of training with its own settings: the whole run of most specs, or one
+    of the phases of greedy pretraining (a stage autoencoder, the head, fine-tuning)."""
+
+    name: str  # directory name of its checkpoints, e.g. "pretrain-2-hidden2"
+    title: str  # how progress lines name it
+    section: dict  # a train-like section: epochs, batch_size, optimizer, loss, target, ...
+    model: keras.Model  # what this phase trains (a stage model shares the real model's layers)
+    trainable: set  # names of the real model's layers that learn in this phase
+    splits: Splits
+
+
+def run_phases(phases: list, model, strategy, checkpoints: str, fingerprint: str, chief: bool,
+               log, tensorboard: str | None = None) -> dict:
+    """Run each phase in order; a finished phase is skipped and its final weights loaded, so
+    the next phase starts from exactly what it ended with. Returns the histories by phase.
+    With `tensorboard` (a directory), the chief also writes TensorBoard logs there."""
+    histories = {}
+    for phase in phases:
+        state = RunState(os.path.join(checkpoints, phase.name), fingerprint, chief)
+        if state.is_complete:
+            model.load_weights(state.final_weights)
+            histories[phase.name] = state.history
+            continue
+        set_trainable(model, phase.trainable)
+        board = TensorBoardLog(tensorboard, phase.name) if tensorboard and chief else None
+        histories[phase.name] = train_phase(phase, strategy, state, log, tensorboard=board)
+        set_trainable(model, {layer.name for layer in model.layers})
+        state.complete(model)
+    return histories
+
+
+def set_trainable(model: keras.Model, names: set) -> None:
+    for layer in model.layers:
+        layer.trainable = layer.name in names
+
+
+def train_phase(phase: Phase, strategy, state: RunState, log=print,
+                tensorboard: TensorBoardLog | None = None) -> list:
+    """Train `phase.model` as `phase.section` says, resuming from `state`; returns the history
+    of epoch metrics. Build the model in `strategy.scope()`. `tensorboard`, if given,
+    receives every epoch's metrics (give it on the chief only)."""
+    model, splits = phase.model, phase.splits
+    plan = Plan.from_section(phase.section, splits.info, splits.train_size)
     input_shape = tuple(model.inputs[0].shape[1:])
     with strategy.scope():
-        optimizer = make_optimizer(section, plan.steps_per_epoch)
+        optimizer = make_optimizer(phase.section, plan.steps_per_epoch)
         if keras.mixed_precision.global_policy().name == "mixed_float16":
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         optimizer.build(model.trainable_weights)
-        trainer = Trainer(strategy, model, optimizer, make_loss(section), plan)
+        trainer = Trainer(strategy, model, optimizer, make_loss(phase.section), plan)
     start = state.restore(model, optimizer)
     if start:
-        log(f"resuming {title} after epoch {start} of {plan.epochs} "
+        log(f"resuming {phase.title} after epoch {start} of {plan.epochs} "
             f"(checkpoint in {state.directory})")
-    eval_batches = batches(splits.eval, splits, input_shape, plan, training=False)
+    eval_batches = evaluation_batches(splits, input_shape, plan)
     for epoch in range(start, plan.epochs):
         began = time.monotonic()
         if (epoch - start) % CHAINED_EPOCHS == 0:
-            train_batches = trainer.batches(batches(splits.train, splits, input_shape, plan,
-                                                    training=True, first_epoch=epoch))
+            train_batches = distribute(strategy, training_batches(splits, input_shape, plan,
+                                                                  first_epoch=epoch))
         try:
             metrics = trainer.run_epoch(train_batches, trainer.train_step, plan.steps_per_epoch)
             metrics.update({f"val_{key}": value for key, value in trainer.run_epoch(
-                trainer.batches(eval_batches), trainer.eval_step).items()})
+                distribute(strategy, eval_batches), trainer.eval_step).items()})
         except NonFiniteLoss as bad:
             kept = (f"the checkpoint after epoch {epoch} is kept in {state.directory}" if epoch
                     else "no epoch had finished")
@@ -405,7 +326,7 @@ def train(section, model, splits: Splits, strategy, state: RunState, log=print,
         metrics["lr"] = float(_current_rate(optimizer))
         metrics["seconds"] = time.monotonic() - began
         state.history.append(metrics)
-        log(f"{title}: epoch {epoch + 1}/{plan.epochs}  " + "  ".join(
+        log(f"{phase.title}: epoch {epoch + 1}/{plan.epochs}  " + "  ".join(
             f"{key} {value:.4g}" for key, value in metrics.items()))
         if tensorboard:
             tensorboard.write(epoch + 1, metrics)

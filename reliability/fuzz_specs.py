@@ -1,6 +1,6 @@
 """Fuzz the spec loader and model builder with thousands of broken and hostile specs.
 
-usage: python scripts/fuzz_specs.py [--cases 3000] [--seed 0] [--memory-gb 6] [--failures F]
+usage: python reliability/fuzz_specs.py [--cases 3000] [--seed 0] [--memory-gb 6] [--failures F]
 
 Each case is a real spec mutated (see reliability/spec_cases.py) or random YAML.
 It must end in a SpecError located `file:line:col: ` or in a valid model;

@@ -1,6 +1,6 @@
 """kill -9 a small training run at random moments; the same command must then finish it.
 
-usage: python scripts/kill_campaign.py [--trials 24] [--epochs 4] [--seed 0] [--keep DIR]
+usage: python reliability/kill_campaign.py [--trials 24] [--epochs 4] [--seed 0] [--keep DIR]
 
 Each trial starts `train.py specs/mlp.yaml` on the embedded digits (1.3M parameters,
 so checkpoints and exports take long enough to be hit), kills it with SIGKILL at

@@ -1,0 +1,198 @@
+"""Raw examples -> batches on the devices: caching, shuffling, preprocessing, augmentation,
+prefetching, and distribution to the replicas of a tf.distribute strategy.
+
+`zoo.data` yields (uint8 image, label) pairs from a dataset; this module turns them into what
+a training or evaluation step takes. The loop itself (`zoo.training`) holds no tf.data code.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import tensorflow as tf
+
+from zoo.data import DataInfo, load_split, preprocess, resize
+from zoo.source import SpecError
+from zoo.spec import Spec
+
+CACHE_LIMIT_BYTES = 2 << 30  # raw uint8 splits smaller than this stay in memory
+SHUFFLE_BUFFER = 10_000
+# Epochs one training iterator serves (training_batches). Its dataset takes longer to build
+# and start the more epochs it chains (ResNet-20's pipeline: 0.55 s for 1 to 10 epochs,
+# 1.3 s for 200, 26 s for 2,000); a new one every 100 epochs starts cold once.
+CHAINED_EPOCHS = 100
+
+
+@dataclass
+class Splits:
+    """The raw data of a run: (uint8 image, label) pairs, and what is known about them."""
+
+    train: tf.data.Dataset
+    eval: tf.data.Dataset
+    info: DataInfo
+    train_size: int
+    eval_size: int
+    options: dict  # the spec's data section: preprocess, augment, shuffle_buffer
+
+
+@dataclass
+class Batching:
+    """How examples become batches: what the pipeline needs of a training plan."""
+
+    epochs: int
+    batch_size: int
+    steps_per_epoch: int
+    seed: int
+    target: str  # "label", "input" (the model reproduces its input) or "codes"
+
+
+# --- splits ----------------------------------------------------------------------------------
+
+
+def eval_split_name(spec: Spec) -> str:
+    """The split that evaluates each epoch: the validation split if the spec carves one."""
+    return spec.data.get("validation_split") or spec.data.get("eval_split") or "test"
+
+
+def load_splits(spec: Spec, train_split: str, download: bool) -> Splits:
+    """The raw train split named, and the split that evaluates it, for the spec's dataset."""
+    data = spec.data
+    if not data.get("dataset"):
+        raise SpecError(data.location, "data", "training needs a dataset: add `data: {dataset: "
+                                               "NAME}` or pass --set data.dataset=mnist_subset")
+    name = data["dataset"]
+    where = data.where("dataset")
+    eval_split = eval_split_name(spec)
+    train_raw, info = load_split(name, train_split, download=download, where=where)
+    eval_raw, _ = load_split(name, eval_split, download=download, where=where)
+    sizes = [_split_size(info, split, raw) for split, raw in ((train_split, train_raw),
+                                                              (eval_split, eval_raw))]
+    train_raw, eval_raw = (cache_if_small(raw, info, size)
+                           for raw, size in zip((train_raw, eval_raw), sizes))
+    return Splits(train_raw, eval_raw, info, *sizes, options=dict(data))
+
+
+def cache_if_small(raw, info: DataInfo, size: int):
+    """Keep a raw split in memory after its first pass when it fits (every epoch reuses it)."""
+    pixels = math.prod(info.image_shape) if None not in info.image_shape else None
+    return raw.cache() if pixels and pixels * size < CACHE_LIMIT_BYTES else raw
+
+
+def _split_size(info: DataInfo, split: str, raw) -> int:
+    if split in info.split_sizes:
+        return info.split_sizes[split]
+    return int(raw.reduce(0, lambda count, _: count + 1))  # a sliced split such as train[:90%]
+
+
+# --- batches ---------------------------------------------------------------------------------
+
+
+def training_batches(splits: Splits, input_shape, batching: Batching, first_epoch: int = 0):
+    """The training batches of up to CHAINED_EPOCHS epochs from `first_epoch` on, one epoch
+    after another in one endless dataset of (model input, target).
+
+    A single iterator serves them and prefetches across the end of each epoch, where a new
+    iterator per epoch would start cold (about 25 ms each time: a tenth of a LeNet epoch on
+    4,000 images; benchmarks/input_pipeline.py). Each epoch is shuffled from the seed and its
+    own number and each batch is augmented from its own number, so a resumed run sees the
+    epochs an uninterrupted one would.
+    """
+    buffer = splits.options.get("shuffle_buffer") or SHUFFLE_BUFFER
+    examples = shuffled_epochs(splits.train, batching, buffer, first_epoch)
+    augmentation = dict(splits.options.get("augment") or {})
+    dataset = _batched(examples, splits, input_shape, batching, augmentation,
+                       first_batch=first_epoch * batching.steps_per_epoch)
+    # Endless: MultiWorkerMirroredStrategy's iterator then skips the all-reduce that asks
+    # every worker whether it still has data, each step (12 of the 23 ms a LeNet step spent
+    # communicating on two workers: benchmarks/scaling.py)
+    return dataset.repeat().prefetch(tf.data.AUTOTUNE)
+
+
+def evaluation_batches(splits: Splits, input_shape, batching: Batching):
+    """One pass over the evaluation split, in batches of (model input, target)."""
+    return _batched(splits.eval, splits, input_shape, batching, {}).prefetch(tf.data.AUTOTUNE)
+
+
+def _batched(examples, splits: Splits, input_shape, batching: Batching, augmentation: dict,
+             first_batch: int | None = None):
+    """Raw (uint8 image, label) pairs -> batches of (model input, target), numbered from
+    `first_batch` for training (augmentation draws from the number), or one pass (None).
+
+    Preprocessing and augmentation run on whole batches: one op per batch instead of one per
+    image costs the cores that train less. Images whose sizes vary (a folder of photos) are
+    resized one by one first, so that they can share a batch.
+    """
+    options = dict(splits.options.get("preprocess") or {})
+    if None in splits.info.image_shape:
+        examples = examples.map(lambda image, label: (resize(image, input_shape, options), label),
+                                num_parallel_calls=tf.data.AUTOTUNE)
+
+    def prepare(number, batch):
+        images, labels = batch
+        images = preprocess(images, input_shape, options)
+        if augmentation:
+            images = augment(images, augmentation, seed=tf.stack([batching.seed, number]))
+        return images, (images if batching.target == "input" else labels)
+
+    training = first_batch is not None
+    dataset = examples.batch(batching.batch_size, drop_remainder=training)
+    dataset = dataset.enumerate(start=first_batch or 0)
+    dataset = dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
+
+
+def shuffled_epochs(dataset, batching: Batching, buffer: int, first_epoch: int):
+    """The examples of up to CHAINED_EPOCHS epochs from `first_epoch` on, one after another,
+    each shuffled from its own seed (a seed that is a tensor, as a per-epoch function would
+    give, fails in tf.data's shuffle when the global seed is 0)."""
+    last = min(first_epoch + CHAINED_EPOCHS, batching.epochs)
+    epochs = [dataset.shuffle(buffer, seed=batching.seed + epoch, reshuffle_each_iteration=False)
+              .repeat().take(batching.steps_per_epoch * batching.batch_size)
+              for epoch in range(first_epoch, last)] or [dataset.take(0)]
+    while len(epochs) > 1:  # joined in pairs: nested log2(epochs) deep, not one per epoch
+        joined = [earlier.concatenate(later) for earlier, later in zip(epochs[::2], epochs[1::2])]
+        epochs = joined + epochs[2 * len(joined):]
+    return epochs[0]
+
+
+def distribute(strategy: tf.distribute.Strategy, dataset: tf.data.Dataset):
+    """An iterator over `dataset`'s batches, each split between the strategy's replicas."""
+    return iter(strategy.experimental_distribute_dataset(dataset))
+
+
+# --- augmentation ----------------------------------------------------------------------------
+
+
+def augment(images, augment_options: dict, seed):
+    """Training-time augmentation of a batch of preprocessed images, a draw for each image.
+
+    `seed` (two integers) decides every draw: the same seed, the same augmented batch.
+    """
+    flip_seed, vertical_seed, crop_seed = tf.unstack(
+        tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 3))
+    flip = augment_options.get("flip")
+    if flip in ("horizontal", "both"):
+        images = tf.image.stateless_random_flip_left_right(images, flip_seed)
+    if flip in ("vertical", "both"):
+        images = tf.image.stateless_random_flip_up_down(images, vertical_seed)
+    padding = augment_options.get("pad_crop")
+    if padding:
+        padded = tf.pad(images, [[0, 0], [padding, padding], [padding, padding], [0, 0]])
+        images = random_windows(padded, images.shape[1:3], crop_seed)
+    return images
+
+
+def random_windows(images, size, seed):
+    """A window of `size` (height, width) at a random place in each image of a batch: one
+    gather per axis for the whole batch."""
+    height, width = size
+    room = tf.shape(images)[1:3] - (height, width) + 1  # the places a window's corner can take
+    corners = tf.cast(tf.random.stateless_uniform([tf.shape(images)[0], 2], seed)
+                      * tf.cast(room, tf.float32), tf.int32)
+    rows = corners[:, :1] + tf.range(height)
+    columns = corners[:, 1:] + tf.range(width)
+    return tf.gather(tf.gather(images, rows, axis=1, batch_dims=1), columns, axis=2,
+                     batch_dims=1)
