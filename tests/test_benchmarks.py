@@ -1,5 +1,10 @@
 """Every benchmark still runs and prints its table (tiny sizes, one process); the real
-figures come from the full runs recorded in BENCHMARKS.md, not from tests."""
+figures come from the full runs recorded in BENCHMARKS.md, not from tests.
+
+All are marked slow (about 2 minutes without the three longest, 6 with them): they check the
+measuring scripts, not the zoo, and stay out of the README's test command. CI runs them
+(`.ci/run`: `python -m pytest -q -m slow`).
+"""
 
 import re
 import subprocess
@@ -9,6 +14,8 @@ import pytest
 
 from benchmarks.pytorch_comparison import SIDES, torch_python
 from conftest import ROOT
+
+pytestmark = pytest.mark.slow
 
 
 def run_smoke(script, *args):
@@ -39,7 +46,7 @@ def test_training_speed_compares_every_side():
     assert all(float(row[3]) > 0 for row in rows) and rows[0][4].strip() == "1.00"
 
 
-@pytest.mark.slow  # two ResNet-50 traces: about a minute and a half on 2 cores
+# two ResNet-50 traces: about a minute and a half on 2 cores
 def test_overhead_compares_spec_and_applications():
     rows = smoke_table("overhead.py", ["figure", "from the spec", "from the spec, Keras layers",
                                        "keras.applications", "ratio", "ratio, Keras layers"])
@@ -68,7 +75,7 @@ def test_precision_accuracy_trains_both_precisions():
     assert all(float(cell.split("±")[0]) > 30 for cell in row[3:])  # 1 epoch of LeNet learns
 
 
-@pytest.mark.slow  # three clusters of train.py processes: about a minute on 2 cores
+# three clusters of train.py processes: about a minute on 2 cores
 def test_scaling_runs_one_and_two_workers():
     (row,) = smoke_table("scaling.py", ["spec", "global batch B", "1 worker, images/s",
                                         "2 workers, images/s", "speed-up (ideal 2.0)",
@@ -125,7 +132,7 @@ def test_pytorch_comparison_runs_keras_and_any_pytorch():
                                        "--sides", *sides), sides)
 
 
-@pytest.mark.slow  # three ResNet-50 traces and four PyTorch processes: minutes on 2 cores
+# three ResNet-50 traces and four PyTorch processes: minutes on 2 cores
 def test_pytorch_comparison_compares_every_side():
     check_pytorch_comparison(run_smoke("pytorch_comparison.py"), list(SIDES))
 
