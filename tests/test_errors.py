@@ -82,11 +82,15 @@ CASES = {
         BLOCK_A + "    - repeat: {block: a, times: 3, each: {units: [4, 8]}}\n",
         "spec.yaml:8:50: model.layers[0].repeat.each.units: expected a list of 3 values (one per "
         "repetition), received a list of 2"),
-    "Keras refuses an argument": (
+    "an argument of the wrong kind": (
         MODEL + "    - conv2d: {filters: -3, kernel_size: 3}\n",
-        "spec.yaml:4:16: model.layers[0].conv2d.filters: layer 'conv2d': Keras refused the "
-        "arguments of Conv2D: Invalid value for argument `filters`. Expected a strictly positive "
-        "value. Received filters=-3."),
+        "spec.yaml:4:16: model.layers[0].conv2d.filters: layer 'conv2d': Conv2D's argument "
+        "'filters' takes a positive integer, received the integer -3"),
+    "Keras refuses an argument": (
+        MODEL + "    - conv2d: {filters: 8, kernel_size: 3, padding: sideways}\n",
+        "spec.yaml:4:44: model.layers[0].conv2d.padding: layer 'conv2d': Keras refused the "
+        "arguments of Conv2D: The `padding` argument must be a list/tuple or one of {'same', "
+        "'valid'}. Received: sideways"),
     "unknown initializer": (
         MODEL + "    - dense: {units: 3, kernel_initializer: {glorot_uniformm: {}}}\n",
         "spec.yaml:4:25: model.layers[0].dense.kernel_initializer: layer 'dense': unknown "

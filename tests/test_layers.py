@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from zoo.layers import (BatchNormalization, ChannelPadding, Conv2D, LocalResponseNormalization,
-                        layer_class)
+from zoo.layers import BatchNormalization, ChannelPadding, Conv2D, LocalResponseNormalization
+from zoo.names import layer_class
 
 
 def test_lrn_matches_caffe_formula_and_tensorflow():

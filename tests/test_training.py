@@ -463,7 +463,8 @@ def test_the_python_api_trains_a_spec_given_as_text(tmp_path, monkeypatch):
     assert result.metrics["accuracy"] > 0.8
     exported = json.loads((tmp_path / result.export / "metrics.json").read_text())
     assert exported == pytest.approx(result.metrics)
-    assert result.dataset == {"name": "digits", "train_split": "train", "eval_split": "test"}
+    assert result.dataset == {"name": "digits", "train_split": "train", "eval_split": "test",
+                              "evaluated": "test"}
     assert not (tmp_path / "out" / "results.json").exists()  # recording is `zoo train`'s job
     with pytest.raises(zoo.SpecError) as error:
         zoo.train(TINY.replace("epochs: 3", "epochs: many"), output="out")

@@ -153,6 +153,14 @@ def test_committed_schema_is_current():
         "regenerate it: zoo schema -o specs/spec.schema.json"
 
 
+def test_the_references_key_tables_are_the_section_tables():
+    from zoo.schema import with_key_tables
+
+    text = (ROOT / "docs" / "spec-reference.md").read_text()
+    assert with_key_tables(text, "docs/spec-reference.md") == text, \
+        "regenerate them: zoo schema --reference docs/spec-reference.md"
+
+
 @pytest.mark.parametrize("path", ALL_SPEC_FILES, ids=lambda p: str(p.relative_to(ROOT / "specs")))
 def test_every_spec_validates_and_names_the_schema(path, validator):
     text = path.read_text()
@@ -213,4 +221,4 @@ def test_zoo_list_update_replaces_only_the_table_between_the_markers(tmp_path):
     readme.write_text("no markers\n")
     with pytest.raises(zoo.SpecError) as caught:
         catalog.update_file(str(readme), "| new | table |")
-    assert str(caught.value).startswith(f"{readme}: no zoo table markers; put the lines")
+    assert str(caught.value).startswith(f"{readme}: no markers for the generated part; put the lines")

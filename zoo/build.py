@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import inspect
+import sys
 
 import keras
 
 from zoo.graph import Graph, LayerNode, expand
-from zoo.source import SpecError, suggest
+from zoo.names import Refused, argument_object, check_arguments, check_dtype, first_lines
+from zoo.source import SpecError
 from zoo.spec import Spec, load_spec
 
-# Keyword arguments every layer takes through **kwargs (keras.layers.Layer.__init__).
-_BASE_LAYER_ARGS = {"input_dim", "input_shape", "batch_input_shape", "batch_size", "weights"}
-_ACTIVATIONS = sorted(name for name in dir(keras.activations) if not name.startswith("_")
-                      and name not in ("get", "serialize", "deserialize"))
-# Arguments that take a Keras object, written in a spec like optimizers are:
-# `kernel_initializer: {variance_scaling: {scale: 16.0}}`.
-_OBJECT_ARGUMENTS = {"_initializer": keras.initializers, "_regularizer": keras.regularizers,
-                     "_constraint": keras.constraints}
+FRAMES_PER_LAYER = 2  # Python frames Keras's recursive graph walks take per layer (allow_depth)
 
 
 def build_model(spec_or_path, overrides=()) -> keras.Model:
@@ -27,6 +21,7 @@ def build_model(spec_or_path, overrides=()) -> keras.Model:
 
 
 def model_from_graph(graph: Graph, name: str) -> keras.Model:
+    allow_depth(len(graph.layers))
     tensors = {node.name: keras.Input(shape=node.shape, dtype=node.dtype, name=node.name)
                for node in graph.inputs}
     inputs = list(tensors.values())
@@ -42,72 +37,44 @@ def model_from_graph(graph: Graph, name: str) -> keras.Model:
         except Exception as exc:  # any failure here is caused by this node's arguments or inputs
             shapes = ", ".join(str(tuple(tensors[n].shape)) for n in node.inputs)
             raise _located(node, f"Keras could not apply it to its input(s) of shape {shapes}: "
-                                 f"{_first_lines(exc)}") from None
+                                 f"{first_lines(exc)}") from None
     outputs = [tensors[output] for output in graph.outputs]
     return keras.Model(inputs[0] if len(inputs) == 1 else inputs,
                        outputs[0] if len(outputs) == 1 else outputs, name=name)
 
 
+def allow_depth(layers: int) -> None:
+    """Let Python recurse as deep as Keras needs for a graph of `layers` layers.
+
+    Keras maps a functional graph recursively (keras/src/ops/function.py, `_build_map_helper`:
+    a Python frame per layer along the longest path), so a chain of 1,000 layers, or ResNet-1202
+    (4,000 layers), passed Python's default limit of 1,000 frames. Since Python 3.11 such calls
+    do not use the C stack, so a higher limit is safe. It stays raised: saving and exporting
+    the model walk the same graph later."""
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), FRAMES_PER_LAYER * layers + 1_000))
+
+
 def _construct(node: LayerNode, float32: bool = False) -> keras.layers.Layer:
     """The node's layer; `float32`: computing in float32 unless the spec names a dtype."""
-    accepted = _accepted_args(node.layer_class)
-    for key, value in node.kwargs.items():
-        if accepted is not None and key not in accepted:
-            raise _located(node, f"{node.layer_class.__name__} has no argument '{key}'"
-                                 f"{suggest(key, accepted)}", key)
-        if key.endswith("activation") and isinstance(value, str) and value not in _ACTIVATIONS:
-            raise _located(node, f"unknown activation '{value}'{suggest(value, _ACTIVATIONS)}",
-                           key)
-    kwargs = {key: _keras_object(node, key, value) for key, value in node.kwargs.items()}
+    try:
+        check_arguments(node.layer_class, node.kwargs)
+        if "dtype" in node.kwargs:
+            check_dtype(node.kwargs["dtype"], policies=True)
+        kwargs = {key: argument_object(key, value) for key, value in node.kwargs.items()}
+    except Refused as refused:
+        raise _located(node, str(refused), refused.argument) from None
     if float32:
         kwargs.setdefault("dtype", "float32")
     try:
         return node.layer_class(**kwargs, name=node.name)
     except Exception as exc:  # Keras validates arguments with TypeError, ValueError and more
-        message = _first_lines(exc)
+        message = first_lines(exc)
         named = [key for key in node.kwargs if f"`{key}`" in message or f"{key}=" in message]
         raise _located(node, f"Keras refused the arguments of {node.layer_class.__name__}: "
                              f"{message}", named[0] if len(named) == 1 else None) from None
-
-
-def _keras_object(node: LayerNode, key: str, value):
-    """`{name: {options}}` for an initializer, regularizer or constraint -> that object."""
-    suffix = next((suffix for suffix in _OBJECT_ARGUMENTS if key.endswith(suffix)), None)
-    if suffix is None or not isinstance(value, dict) or len(value) != 1 or "class_name" in value:
-        return value  # a name, a number or Keras's own {class_name, config} form
-    [(name, options)] = value.items()
-    module = _OBJECT_ARGUMENTS[suffix]
-    names = [known for known in dir(module) if known[0].islower() and
-             known not in ("get", "serialize", "deserialize")]
-    if name not in names:
-        raise _located(node, f"unknown {suffix[1:]} '{name}'{suggest(name, names)}", key)
-    try:
-        return getattr(module, name)(**(options or {}))
-    except Exception as exc:  # Keras checks the options with TypeError and ValueError
-        raise _located(node, _first_lines(exc), key) from None
-
-
-def _accepted_args(cls: type) -> set | None:
-    """Keyword arguments the layer's constructors name, or None if it takes any."""
-    accepted = set(_BASE_LAYER_ARGS)
-    for klass in cls.__mro__:
-        init = klass.__dict__.get("__init__")
-        if init is None:
-            continue
-        for parameter in inspect.signature(init).parameters.values():
-            if parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY):
-                accepted.add(parameter.name)
-        if klass is keras.layers.Layer:
-            return accepted - {"self"}
-    return None
 
 
 def _located(node: LayerNode, message: str, argument: str | None = None) -> SpecError:
     """An error about a layer node, or about one of its arguments."""
     location, path = node.argument_locations.get(argument, (node.location, node.path))
     return SpecError(location, path, f"layer '{node.name}': {message}")
-
-
-def _first_lines(exc: Exception, limit: int = 3) -> str:
-    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
-    return " ".join(lines[:limit]) or type(exc).__name__

@@ -11,7 +11,7 @@ from pathlib import Path
 import keras
 
 from zoo.build import build_model
-from zoo.files import write_json_atomically
+from zoo.files import replace_between, span_between, update_text, write_json_atomically
 from zoo.macs import format_macs, model_macs
 from zoo.source import SpecError
 from zoo.spec import Spec, load_spec
@@ -28,7 +28,7 @@ def record_result(path: str, spec_name: str, final: dict, dataset: dict, command
     """Store the evaluation-split metrics of a finished run under the spec's name (the latest
     run of a spec replaces the one before), with the command that produced them."""
     results = read_results(path)
-    results[spec_name] = {"dataset": dataset["name"], "split": dataset["eval_split"],
+    results[spec_name] = {"dataset": dataset["name"], "split": dataset["evaluated"],
                           **{key: float(value) for key, value in final.items()},
                           "command": command, "export": export,
                           "date": time.strftime("%Y-%m-%d")}
@@ -101,27 +101,11 @@ def text_table(rows) -> str:
 
 def embedded_table(text: str, file: str = "README.md") -> str:
     """The table between the markers of a file's text."""
-    start, end = _table_span(text, file)
+    start, end = span_between(text, BEGIN_MARKER, END_MARKER, file)
     return text[start:end].rstrip("\n")
-
-
-def _table_span(text: str, file: str) -> tuple[int, int]:
-    """Where the table sits in a file's text: (start, end) between the markers."""
-    begin, end = text.find(BEGIN_MARKER), text.find(END_MARKER)
-    if begin < 0 or end < begin:
-        raise SpecError(None, "", f"{file}: no zoo table markers; put the lines {BEGIN_MARKER} "
-                                  f"and {END_MARKER} where the table belongs")
-    return begin + len(BEGIN_MARKER) + 1, end
 
 
 def update_file(file: str, table: str) -> bool:
     """Replace the table between the markers; returns whether the file changed."""
-    try:
-        text = Path(file).read_text()
-    except OSError as exc:
-        raise SpecError(None, "", f"{file}: {exc.strerror}") from None
-    start, end = _table_span(text, file)
-    updated = text[:start] + table + "\n" + text[end:]
-    if updated != text:
-        Path(file).write_text(updated)
-    return updated != text
+    return update_text(file, lambda text: replace_between(text, BEGIN_MARKER, END_MARKER, table,
+                                                          file))

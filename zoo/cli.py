@@ -135,6 +135,9 @@ def _list_arguments(parser: argparse.ArgumentParser) -> None:
 def _schema_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", metavar="FILE",
                         help="write the schema to FILE instead of standard output")
+    parser.add_argument("--reference", metavar="FILE",
+                        help="instead, regenerate the key tables of the spec reference FILE "
+                             "(docs/spec-reference.md) between their markers")
 
 
 COMMANDS = {
@@ -183,6 +186,7 @@ Editors with the YAML language server check and complete a spec that starts with
 
 examples:
   zoo schema -o specs/spec.schema.json
+  zoo schema --reference docs/spec-reference.md   # the reference's tables of keys
 """, _schema_arguments),
 }
 

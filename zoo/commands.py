@@ -36,24 +36,35 @@ def train(args) -> int:
 
 
 def summary(args) -> int:
+    """The layer table and counts, the settings with their defaults, and the `expect` check;
+    every check a run makes before training (zoo.preflight) runs first."""
     from zoo.build import build_model
+    from zoo.preflight import check_before_training
     from zoo.spec import load_spec
-    from zoo.summary import check_expectations, layer_table
+    from zoo.summary import check_expectations, layer_table, settings
 
     spec = load_spec(args.spec, args.overrides)
     model = build_model(spec)
+    check_before_training(spec, model)
     print(f"{spec.name} ({spec.file})")
     if spec.description:
         print(" ".join(spec.description.split()))
     print()
     print(layer_table(model))
+    print()
+    print(settings(spec))
+    if not spec.expect:
+        return EXIT_OK
+    if spec.model_changed:
+        print("expect: not checked (it describes the model the files define; --set changed it)")
+        return EXIT_OK
     problems = check_expectations(spec, model)
     for problem in problems:
         print(f"expect mismatch: {problem}", file=sys.stderr)
-    if spec.expect and not problems:
+    if not problems:
         print("expect: " + ", ".join(f"{key} {value:,}" if isinstance(value, int) else
-                                     f"{key} {list(value)}" for key, value in spec.expect.items())
-              + ": all match")
+                                     f"{key} {list(value)}" for key, value in spec.expect.items()
+                                     if value is not None) + ": all match")
     return EXIT_BAD_INPUT if problems else EXIT_OK
 
 
@@ -122,14 +133,17 @@ def list_specs(args) -> int:
 
 
 def schema(args) -> int:
-    from zoo.schema import schema_text
+    from zoo.files import update_text, write_text_atomically
+    from zoo.schema import schema_text, with_key_tables
 
-    text = schema_text()
-    if args.output:
-        with open(args.output, "w") as handle:
-            handle.write(text)
+    if args.reference:
+        changed = update_text(args.reference, lambda text: with_key_tables(text, args.reference))
+        print(f"{args.reference}: the key tables were "
+              f"{'updated' if changed else 'already current'}")
+    elif args.output:
+        write_text_atomically(args.output, schema_text())
     else:
-        sys.stdout.write(text)
+        sys.stdout.write(schema_text())
     return EXIT_OK
 
 

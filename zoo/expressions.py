@@ -12,10 +12,11 @@ can run code.
 from __future__ import annotations
 
 import ast
+import math
 import operator
 import re
 
-from zoo.source import Mapping, Sequence, suggest
+from zoo.source import MAX_INTEGER, Mapping, Sequence, suggest
 
 MAX_EXPRESSION_LENGTH = 500
 MAX_STRING_LENGTH = 10_000
@@ -153,6 +154,11 @@ class _Evaluator:
             result = int(result)  # 256 / 2 is a layer width, not 128.0
         if isinstance(result, str) and len(result) > MAX_STRING_LENGTH:
             raise ExpressionError(f"the string is longer than {MAX_STRING_LENGTH} characters")
+        if isinstance(result, int) and abs(result) > MAX_INTEGER:
+            raise ExpressionError(f"'{ast.unparse(node)}' is larger than any size, count or seed "
+                                  f"a spec can use (at most {MAX_INTEGER:,})")
+        if isinstance(result, float) and not math.isfinite(result):
+            raise ExpressionError(f"'{ast.unparse(node)}' is not a finite number")
         return result
 
     def visit_BoolOp(self, node):

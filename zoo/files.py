@@ -13,6 +13,8 @@ import json
 import os
 import tempfile
 
+from zoo.source import SpecError
+
 
 class RunFailure(RuntimeError):
     """A failure of the machine, not of the input (e.g. a full disk), with a message that
@@ -66,3 +68,34 @@ def fsync_tree(directory: str) -> None:
     for root, _, files in os.walk(directory):
         for name in files:
             fsync_file(os.path.join(root, name))
+
+
+# --- generated parts of hand-written files (the README's zoo table, the reference's keys) ----
+
+
+def span_between(text: str, begin: str, end: str, file: str) -> tuple[int, int]:
+    """Where the generated text between the lines `begin` and `end` sits in a file's text."""
+    start, stop = text.find(begin), text.find(end)
+    if start < 0 or stop < start:
+        raise SpecError(None, "", f"{file}: no markers for the generated part; put the lines "
+                                  f"{begin} and {end} where it belongs")
+    return start + len(begin) + 1, stop
+
+
+def replace_between(text: str, begin: str, end: str, generated: str, file: str) -> str:
+    start, stop = span_between(text, begin, end, file)
+    return text[:start] + generated + "\n" + text[stop:]
+
+
+def update_text(file: str, change) -> bool:
+    """Apply `change` (text -> text) to a file; rewrite it only if that changed it, and say
+    whether it did."""
+    try:
+        with open(file, encoding="utf-8") as handle:
+            text = handle.read()
+    except OSError as exc:
+        raise SpecError(None, "", f"{file}: {exc.strerror}") from None
+    updated = change(text)
+    if updated != text:
+        write_text_atomically(file, updated)
+    return updated != text

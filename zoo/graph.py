@@ -21,15 +21,21 @@ import re
 from dataclasses import dataclass, field
 
 from zoo.expressions import substitute
-from zoo.layers import default_layer_name, layer_class, refused_layer_reason, LAYER_NAMES
+from zoo.names import (Refused, check_dtype, default_layer_name, layer_class, refused_layer_reason,
+                       registry, resolve)
+from zoo.sections import (MAX_BLOCK_NESTING, MAX_LAYERS, MAX_REPEAT, check_keys,
+                          check_mapping)
 from zoo.source import Location, Mapping, Sequence, SpecError, describe, plain, suggest
-from zoo.spec import (BLOCK_KEYS, INPUT_KEYS, REPEAT_KEYS, RESERVED_ARGS, Spec, check_keys,
-                      check_mapping, check_positive_int)
+from zoo.spec import Spec
+from zoo.values import Integer
 
-MAX_REPEAT = 1_000
-MAX_LAYERS = 50_000
-MAX_BLOCK_NESTING = 32
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+_INPUT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")  # a TensorFlow signature argument's name
+# The keys of the graph language.
+RESERVED_ARGS = ("name", "inputs", "when")  # arguments of any node that belong to the zoo
+REPEAT_KEYS = ("block", "times", "name", "start", "with", "each", "at") + RESERVED_ARGS
+BLOCK_KEYS = ("params", "inputs", "layers", "output", "description")
+INPUT_KEYS = ("shape", "dtype")
 
 
 @dataclass
@@ -85,9 +91,12 @@ class _Expander:
         defaults = {}
         section = model.get("defaults") or Mapping(path="model.defaults")
         for kind, args in section.items():
-            cls = layer_class(kind) if isinstance(kind, str) else None
-            if cls is None:
-                raise section.key_error(kind, f"unknown layer '{kind}'{suggest(kind, LAYER_NAMES)}")
+            try:
+                cls = resolve("layer", kind)
+            except Refused as refused:
+                raise section.key_error(kind, str(refused)) from None
+            if args is None:  # null: no defaults of the spec's own for this type
+                continue
             check_mapping(args, section, kind, f"the default arguments of '{kind}' as a mapping")
             defaults[cls] = substitute(args, self.global_variables)
         return defaults
@@ -215,18 +224,17 @@ class _Expander:
     # --- layers, blocks, repeats -------------------------------------------------------------
 
     def expand_layer(self, kind, args: Mapping, kind_location, scope: _Scope, inputs):
-        cls = layer_class(kind) if isinstance(kind, str) else None
+        cls = layer_class(kind)
         if cls is None:
-            reason = refused_layer_reason(kind) if isinstance(kind, str) else None
-            known = LAYER_NAMES + list(self.block_defs) + ["repeat"]
-            raise SpecError(kind_location, args.path, reason or
+            known = registry("layer").names + list(self.block_defs) + ["repeat"]
+            raise SpecError(kind_location, args.path, refused_layer_reason(kind) or
                             f"unknown layer or block '{kind}'{suggest(kind, known)}")
         local, full = self._full_name(args, scope, default_layer_name(cls))
         defaults = self.defaults.get(cls, Mapping())
         kwargs, where = {}, {}
         for source in (defaults, args):
             for key, value in source.items():
-                if key not in RESERVED_ARGS:
+                if key not in RESERVED_ARGS and value is not None:  # null: the default
                     kwargs[key] = plain(value)
                     where[key] = (source.key_locations.get(key, source.location),
                                   source.child_path(key))
@@ -308,7 +316,7 @@ class _Expander:
             if times is None:
                 raise SpecError(args.location, args.path, "a repeat needs `times` (or `each` "
                                                           "lists of one length)")
-        check_positive_int(times, args, "times", limit=MAX_REPEAT)
+        Integer(1, MAX_REPEAT).check(times, args, "times")
         for key, values in each.items():
             if not isinstance(values, list) or len(values) != times:
                 raise each.error(key, f"expected a list of {times} values (one per "
@@ -381,6 +389,9 @@ class _Expander:
 
     @staticmethod
     def _input_node(inputs: Mapping, name, declared) -> InputNode:
+        if not isinstance(name, str) or not _INPUT_NAME.match(name):
+            raise inputs.key_error(name, "an input's name is letters, digits and '_', starting "
+                                         f"with a letter (e.g. image), received {describe(name)}")
         if isinstance(declared, Sequence):
             declared = Mapping({"shape": declared}, location=inputs.where(name)[0],
                                path=inputs.child_path(name))
@@ -394,7 +405,11 @@ class _Expander:
                 for d in shape):
             raise declared.error("shape", "expected a list of positive sizes (null for any size) "
                                           f"without the batch axis, received {describe(shape)}")
-        dtype = declared.get("dtype", "float32")
+        dtype = declared.get("dtype") or "float32"
+        try:
+            check_dtype(dtype)
+        except Refused as refused:
+            raise declared.error("dtype", str(refused)) from None
         return InputNode(str(name), tuple(shape), dtype, inputs.where(name)[0])
 
 

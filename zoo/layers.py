@@ -1,16 +1,12 @@
 """The few layers Keras lacks, and faster versions of two Keras layers (BatchNormalization,
 grouped Conv2D) with the same arguments and weights. Registered so a saved `.keras` file
-reloads them."""
+reloads them. Specs name them like any Keras layer (zoo.names)."""
 
 from __future__ import annotations
-
-import re
 
 import keras
 import tensorflow as tf
 from keras import ops
-
-from zoo.source import normalize_name
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -159,57 +155,3 @@ class Conv2D(keras.layers.Conv2D):
 ZOO_LAYERS = (LocalResponseNormalization, ChannelPadding, BatchNormalization, Conv2D)
 # The zoo's layers that replace a Keras layer of the same name and arguments.
 FASTER = {keras.layers.BatchNormalization: BatchNormalization, keras.layers.Conv2D: Conv2D}
-
-
-# --- lookup by name: every Keras layer, plus ours --------------------------------------------
-
-# Layers a spec cannot name: Lambda and the wrappers of foreign code would run
-# code chosen by the file; the rest need Python objects (cells, layers) as arguments.
-_NOT_NAMEABLE = {"Lambda", "TFSMLayer", "FlaxLayer", "JaxLayer", "TorchModuleWrapper",
-                 "Layer", "InputLayer", "Wrapper", "RNN", "Bidirectional", "TimeDistributed",
-                 "StackedRNNCells", "Pipeline"}
-
-
-def _snake(name: str) -> str:
-    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
-    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
-
-
-def _collect_layers() -> dict[str, type]:
-    classes = {}
-    for attribute in dir(keras.layers):
-        cls = getattr(keras.layers, attribute)
-        if isinstance(cls, type) and issubclass(cls, keras.layers.Layer) \
-                and attribute not in _NOT_NAMEABLE:
-            classes[attribute] = FASTER.get(cls, cls)  # also under aliases (Convolution2D)
-    for cls in ZOO_LAYERS:
-        classes[cls.__name__] = cls
-    return classes
-
-
-LAYER_CLASSES = _collect_layers()
-_BY_NORMALIZED = {normalize_name(name): cls for name, cls in LAYER_CLASSES.items()}
-# What suggestions show: the snake_case spelling the specs use.
-LAYER_NAMES = sorted({_snake(name) for name in LAYER_CLASSES})
-
-
-def layer_class(name: str) -> type | None:
-    """The layer class a spec names: `conv2d`, `Conv2D` and `conv_2d` all mean Conv2D."""
-    return _BY_NORMALIZED.get(normalize_name(name))
-
-
-def refused_layer_reason(name: str) -> str | None:
-    """Why a real Keras layer cannot be named in a spec, or None."""
-    for refused in _NOT_NAMEABLE:
-        if normalize_name(refused) == normalize_name(name):
-            if refused == "Lambda":
-                return ("Lambda layers are refused: they would run code written in the file, "
-                        "and a spec never executes anything")
-            return (f"'{refused}' cannot be declared in a spec: it wraps code or takes Python "
-                    "objects as arguments")
-    return None
-
-
-def default_layer_name(cls: type) -> str:
-    """Keras's own default name for a layer class: Conv2D -> conv2d."""
-    return _snake(cls.__name__)

@@ -23,7 +23,7 @@ import fnmatch
 import keras
 from keras import ops
 
-from zoo.source import SpecError
+from zoo.source import suggest
 from zoo.pipeline import Splits
 from zoo.training import Phase
 
@@ -75,26 +75,43 @@ def _untied_decoder(encoder, encoder_input_shape, activation, name):
                                         activation=activation, name=name)
 
 
-def stage_model(model: keras.Model, layer_name: str, options: dict) -> keras.Model:
+def pretrained_layers(spec, model: keras.Model) -> list[str]:
+    """The layers `pretrain.layers` names (names or patterns such as hidden*), bottom-up, each
+    checked to be a Dense or Conv2D layer of the model."""
+    patterns = spec.pretrain["layers"]
+    everything = [layer.name for layer in model.layers]
+    names = []
+    for index, pattern in enumerate(patterns):
+        matches = [name for name in everything if fnmatch.fnmatchcase(name, pattern)]
+        if not matches:
+            raise patterns.error(index, f"no layer of the model matches '{pattern}'"
+                                        f"{suggest(pattern, everything)}")
+        for name in matches:
+            layer = model.get_layer(name)
+            if not isinstance(layer, (keras.layers.Dense, keras.layers.Conv2D)):
+                raise patterns.error(index, f"'{name}' is a {type(layer).__name__}; greedy "
+                                            "pretraining takes Dense or Conv2D layers")
+        names += [name for name in matches if name not in names]
+    return names
+
+
+def stage_model(model: keras.Model, layer_name: str, options: dict, seed: int) -> keras.Model:
     """The autoencoder that pretrains one layer: outputs (reconstruction, clean codes)."""
     layer = model.get_layer(layer_name)
-    if not isinstance(layer, (keras.layers.Dense, keras.layers.Conv2D)):
-        raise SpecError(None, "pretrain.layers", f"'{layer_name}' is a "
-                        f"{type(layer).__name__}; greedy pretraining takes Dense or Conv2D layers")
     clean = layer.input
     noise = options.get("noise") or {}
     corrupted = clean
-    if "masking" in noise:
-        corrupted = MaskingNoise(noise["masking"], seed=options.get("seed"),
+    if noise.get("masking") is not None:
+        corrupted = MaskingNoise(noise["masking"], seed=seed,
                                  name=f"{layer_name}_pretrain_noise")(clean)
-    elif "gaussian" in noise:
-        corrupted = keras.layers.GaussianNoise(noise["gaussian"], seed=options.get("seed"),
+    elif noise.get("gaussian") is not None:
+        corrupted = keras.layers.GaussianNoise(noise["gaussian"], seed=seed,
                                                name=f"{layer_name}_pretrain_noise")(clean)
     activation = options.get("decoder_activation") or (
-        "sigmoid" if "crossentropy" in str(options.get("loss", "binary_crossentropy")) else None)
+        "sigmoid" if "crossentropy" in str(options["loss"]) else None)
     decoder_name = f"{layer_name}_pretrain_decoder"
     decoder = (TiedDecoder(layer, clean.shape[1:], activation, name=decoder_name)
-               if options.get("tied", True)
+               if options["tied"]
                else _untied_decoder(layer, clean.shape[1:], activation, decoder_name))
     return keras.Model(model.inputs, [decoder(layer(corrupted)), clean],
                        name=f"pretrain_{layer_name}")
@@ -103,29 +120,26 @@ def stage_model(model: keras.Model, layer_name: str, options: dict) -> keras.Mod
 def phases(spec, model: keras.Model, labeled: Splits, unlabeled: Splits) -> list[Phase]:
     """The phases a spec declares, in order: greedy stages, the head, fine-tuning."""
     everything = {layer.name for layer in model.layers}
-    options = dict(spec.pretrain or {})
+    options = spec.pretrain
     if not options:
         return [Phase("train", spec.name, dict(spec.train), model, everything, labeled)]
-    names = []
-    for index, pattern in enumerate(options["layers"]):  # names or patterns such as hidden*
-        matches = [layer.name for layer in model.layers if fnmatch.fnmatchcase(layer.name, pattern)]
-        if not matches:
-            raise spec.pretrain["layers"].error(index, f"no layer of the model matches "
-                                                       f"'{pattern}'")
-        names += [name for name in matches if name not in names]
-    stage_section = {key: options[key] for key in ("epochs", "batch_size", "optimizer", "seed",
-                                                   "loss") if options.get(key) is not None}
-    stage_section.setdefault("loss", "binary_crossentropy")
-    stage_section["target"] = "codes"
+    names = pretrained_layers(spec, model)
+    seed = options["seed"] if options.get("seed") is not None else spec.train["seed"]
+    # A stage trains like any phase; what is not the pretraining's own comes from `train`.
+    stage_section = {**dict(spec.train), "schedule": None, "early_stopping": None,
+                     "metrics": None, "weight_decay": 0.0, "target": "codes", "seed": seed,
+                     **{key: options[key] for key in ("epochs", "batch_size", "optimizer",
+                                                      "loss")}}
     result, below = [], set()
     for index, name in enumerate(names, start=1):
-        stage = stage_model(model, name, options)
+        stage = stage_model(model, name, options, seed)
         lower = {layer.name for layer in stage.layers} & everything - {name}
-        trainable = {name} if options.get("freeze_lower", True) else {name} | lower
+        trainable = {name} if options["freeze_lower"] else {name} | lower
         result.append(Phase(f"pretrain-{index}-{name}", f"pretrain {name}",
                             stage_section, stage, trainable, unlabeled))
         below |= lower | {name}
-    head = {**dict(spec.train), **dict(options.get("head") or {})}
+    head = {**dict(spec.train), **{key: value for key, value in (options.get("head") or {}).items()
+                                   if value is not None}}
     result.append(Phase("head", "classifier (encoder frozen)", head, model,
                         everything - below - set(names), labeled))
     result.append(Phase("finetune", "fine-tuning", dict(spec.train), model, everything, labeled))

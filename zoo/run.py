@@ -23,7 +23,8 @@ from zoo.data import IMAGE_SUFFIXES, DataInfo
 from zoo.devices import (choose_precision, choose_strategy, choose_xla, describe_threads,
                          dtype_policy, is_chief, split_logical_cpus, strategy_name, use_threads)
 from zoo.export import check_writable, export
-from zoo.pipeline import load_splits
+from zoo.pipeline import eval_split_name, load_splits
+from zoo.preflight import check_before_training
 from zoo.pretrain import phases
 from zoo.source import SpecError, plain
 from zoo.spec import Spec, load_spec, spec_from_text
@@ -38,7 +39,7 @@ class TrainResult:
     model: keras.Model
     export: str | None  # the version directory, e.g. exports/lenet/1; None on other workers
     metrics: dict  # the evaluation split's figures after the last epoch (accuracy, loss, ...)
-    dataset: dict  # name, train_split, eval_split
+    dataset: dict  # name, train_split, eval_split, evaluated (the split `metrics` are on)
     history: dict  # every epoch's figures, by phase
 
 
@@ -79,7 +80,7 @@ def train(spec, *, overrides=(), output: str = "exports", strategy: str | None =
             f"name (not {', '.join(IMAGE_SUFFIXES)}): {', '.join(info.skipped[:3])}"
             + (" ..." if len(info.skipped) > 3 else ""))
     unlabeled = labeled
-    if spec.pretrain and spec.pretrain.get("unlabeled", train_split) != train_split:
+    if spec.pretrain and (spec.pretrain.get("unlabeled") or train_split) != train_split:
         unlabeled = load_splits(spec, spec.pretrain["unlabeled"], download)
     checkpoints = os.path.join(output, spec.name, "checkpoint")
     lock = one_run_at_a_time(checkpoints, log) if chief else contextlib.nullcontext()
@@ -90,6 +91,7 @@ def train(spec, *, overrides=(), output: str = "exports", strategy: str | None =
         with distribution.scope():
             model = build_model(spec)
             check_model_fits_data(spec, model, info)
+            check_before_training(spec, model)
             steps = phases(spec, model, labeled, unlabeled)
         with stop_between_steps_on_ctrl_c():
             histories = run_phases(steps, model, distribution, checkpoints,
@@ -97,8 +99,11 @@ def train(spec, *, overrides=(), output: str = "exports", strategy: str | None =
                                    tensorboard)
         final = {key[4:]: value for key, value in histories[steps[-1].name][-1].items()
                  if key.startswith("val_")}
+        # `eval_split` is what `zoo evaluate` takes by default; the figures of every epoch (and
+        # so the result recorded) are on `evaluated`, the validation split if there is one.
         dataset = {"name": info.name, "train_split": train_split,
-                   "eval_split": spec.data.get("eval_split") or "test"}
+                   "eval_split": spec.data.get("eval_split") or "test",
+                   "evaluated": eval_split_name(spec)}
         directory = None
         if chief:
             directory = export(spec, model, info, output, history=histories, metrics=final,

@@ -13,6 +13,7 @@ alias bomb ("billion laughs") is refused, and nesting depth is bounded.
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,17 @@ import yaml
 MAX_DEPTH = 64  # far deeper than any real spec, far below Python's recursion limit
 MAX_NODES = 20_000  # values after expanding aliases: 50 times the biggest spec (resnet.yaml, 393)
 MAX_BYTES = 2_000_000
+MAX_INTEGER = 2**63 - 1  # TensorFlow's int64; Python's str() of an int fails past 4,300 digits
+
+
+class SpecLoader(yaml.SafeLoader):
+    """YAML's safe loader, reading numbers as YAML 1.2 does: `1e-3` is the number 0.001 (YAML
+    1.1, which PyYAML follows, needs a dot, `1.0e-3`, and reads `1e-3` as a string)."""
+
+
+SpecLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789"))
 
 
 @dataclass(frozen=True)
@@ -146,7 +158,7 @@ def parse_yaml(text: str, file: str, path: str = ""):
         raise SpecError(Location(file, 1, 1), path,
                         f"the file is larger than {MAX_BYTES:,} bytes; a spec is a short text")
     try:
-        loader = yaml.SafeLoader(text)  # refuses control characters already
+        loader = SpecLoader(text)  # refuses control characters already
     except yaml.reader.ReaderError as exc:
         raise SpecError(_position_location(text, exc.position, file), path,
                         f"this is not valid YAML: the control character U+{exc.character:04X} is "
@@ -176,7 +188,7 @@ def _position_location(text: str, position: int, file: str) -> Location:
 
 def _check_nesting(text: str, file: str, path: str) -> None:
     depth = 0
-    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+    for event in yaml.parse(text, Loader=SpecLoader):
         if isinstance(event, yaml.CollectionStartEvent):
             depth += 1
             if depth > MAX_DEPTH:
@@ -248,7 +260,14 @@ def _refused_tag(tag: str) -> str:
 def _scalar(node, loader, location: Location, path: str):
     if node.tag not in _SCALAR_TAGS:
         raise SpecError(location, path, _refused_tag(node.tag))
-    return loader.construct_object(node, deep=True)
+    too_long = node.tag.endswith(":int") and len(node.value) > 30  # before Python converts it
+    value = None if too_long else loader.construct_object(node, deep=True)
+    if too_long or (isinstance(value, int) and not isinstance(value, bool)
+                    and abs(value) > MAX_INTEGER):
+        raise SpecError(location, path, f"an integer of {len(node.value.lstrip('+-'))} digits is "
+                                        "larger than any size, count or seed a spec can use "
+                                        f"(at most {MAX_INTEGER:,})")
+    return value
 
 
 def load_yaml_file(file: Path | str, display: str | None = None, path: str = ""):

@@ -6,8 +6,10 @@ from __future__ import annotations
 import math
 
 import keras
+import yaml
 
 from zoo.macs import format_macs, layer_macs, model_macs
+from zoo.source import plain
 from zoo.spec import Spec
 
 
@@ -78,3 +80,22 @@ def layer_table(model: keras.Model) -> str:
         "n/a (an input size is not fixed)" if macs is None else
         f"{macs:,} ({format_macs(macs)}; convolutions and dense layers)"))
     return "\n".join(lines)
+
+
+def settings(spec: Spec) -> str:
+    """The data, training, pretraining and export settings the run will use, the defaults
+    filled in (a key the spec leaves out shows its default)."""
+    lines = []
+    for section in ("data", "train", "pretrain", "export"):
+        values = plain(getattr(spec, section))
+        if values:
+            lines.append(f"{section}: " + ", ".join(f"{key} {_flow(value)}"
+                                                    for key, value in values.items()
+                                                    if value is not None))
+    return "\n".join(lines)
+
+
+def _flow(value) -> str:
+    if isinstance(value, (dict, list)):
+        return yaml.safe_dump(value, default_flow_style=True, width=10_000).strip()
+    return str(value).lower() if isinstance(value, bool) else str(value)

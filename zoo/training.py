@@ -26,20 +26,14 @@ from zoo.data import DataInfo
 from zoo.devices import choose_xla
 from zoo.pipeline import (CHAINED_EPOCHS, Batching, Splits, distribute, evaluation_batches,
                           training_batches)
-from zoo.source import SpecError, normalize_name
+from zoo import names
+from zoo.source import normalize_name
 
 
 # --- what the spec asks for ------------------------------------------------------------------
 
 
-def _keras_class(module, name: str):
-    for attribute in dir(module):
-        if attribute[0].isupper() and normalize_name(attribute) == normalize_name(name):
-            return getattr(module, attribute)
-    raise SpecError(None, "train", f"unknown name '{name}' in {module.__name__}")
-
-
-def _split(value) -> tuple[str, dict]:
+def call_parts(value) -> tuple[str, dict]:
     """`name` or `{name: kwargs}` -> (name, plain kwargs)."""
     if isinstance(value, str):
         return value, {}
@@ -48,30 +42,38 @@ def _split(value) -> tuple[str, dict]:
 
 
 def make_optimizer(train, steps_per_epoch: int) -> keras.optimizers.Optimizer:
-    name, kwargs = _split(train.get("optimizer") or "adam")
+    """The optimizer `train` names, with its learning-rate schedule (the spec's names and
+    arguments were checked when it was loaded: zoo.names)."""
+    name, kwargs = call_parts(train.get("optimizer") or "adam")
     schedule = train.get("schedule")
     if schedule is not None:
-        schedule_name, schedule_kwargs = _split(schedule)
-        base_rate = kwargs.get("learning_rate", 0.001)
+        schedule_name, schedule_kwargs = call_parts(schedule)
+        keras_default = (names.signature(names.resolve("optimizer", name)) or {}).get(
+            "learning_rate", 0.001)
+        base_rate = kwargs.get("learning_rate", keras_default)
+        supplied = {}
         if normalize_name(schedule_name) == "step":
             # Keras keeps a value up to and including its boundary step; the first step of
             # epoch e is step e * steps_per_epoch, which must already use the new rate.
-            boundaries = [epoch * steps_per_epoch - 1
-                          for epoch in schedule_kwargs.get("epochs", [])]
-            factor = schedule_kwargs.get("factor", 0.1)
-            kwargs["learning_rate"] = keras.optimizers.schedules.PiecewiseConstantDecay(
+            boundaries = [epoch * steps_per_epoch - 1 for epoch in schedule_kwargs["epochs"]]
+            factor = schedule_kwargs.get("factor") or 0.1
+            supplied["learning_rate"] = keras.optimizers.schedules.PiecewiseConstantDecay(
                 boundaries, [base_rate * factor**i for i in range(len(boundaries) + 1)])
         elif normalize_name(schedule_name) != "plateau":  # plateau acts between epochs
-            schedule_kwargs.setdefault("initial_learning_rate", base_rate)
-            kwargs["learning_rate"] = _keras_class(keras.optimizers.schedules,
-                                                   schedule_name)(**schedule_kwargs)
-    return _keras_class(keras.optimizers, name)(**kwargs)
+            start = {} if "initial_learning_rate" in schedule_kwargs else {
+                "initial_learning_rate": base_rate}
+            supplied["learning_rate"] = names.construct("schedule", schedule_name,
+                                                        schedule_kwargs, start)
+        if supplied:
+            kwargs.pop("learning_rate", None)
+            return names.construct("optimizer", name, kwargs, supplied)
+    return names.construct("optimizer", name, kwargs)
 
 
 def make_loss(train):
     """A function (targets, predictions) -> one loss value per example."""
-    name, kwargs = _split(train.get("loss") or "sparse_categorical_crossentropy")
-    loss = _keras_class(keras.losses, name)(reduction=None, **kwargs)
+    name, kwargs = call_parts(train.get("loss") or "sparse_categorical_crossentropy")
+    loss = names.construct("loss", name, {**kwargs, "reduction": None})
 
     def per_example(targets, predictions):
         values = loss(targets, predictions)
@@ -100,15 +102,24 @@ class Plan(Batching):
                                                   else ("accuracy",)))
         if target != "label":
             metrics = ()
-        schedule_name, schedule = _split(train.get("schedule") or "none")
+        schedule_name, schedule = call_parts(train.get("schedule") or "none")
         return cls(
             epochs=train.get("epochs") or 10, batch_size=batch_size,
             steps_per_epoch=train.get("steps_per_epoch") or max(1, train_size // batch_size),
             target=target, metrics=metrics, weight_decay=float(train.get("weight_decay") or 0.0),
             seed=train.get("seed") if train.get("seed") is not None else 0,
-            plateau=schedule if normalize_name(schedule_name) == "plateau" else {},
-            early_stopping=dict(train.get("early_stopping") or {}),
-            xla=train.get("xla", "auto"))
+            plateau=_watching(schedule, factor=0.1) if normalize_name(schedule_name) == "plateau"
+            else {},
+            early_stopping=_watching(train.get("early_stopping")) if train.get("early_stopping")
+            else {},
+            xla="auto" if train.get("xla") is None else train["xla"])
+
+
+def _watching(settings, **more) -> dict:
+    """A plateau or early-stopping setting with its defaults where the spec left them out."""
+    defaults = {"monitor": "val_loss", "patience": 5, **more}
+    return {**defaults, **{key: value for key, value in dict(settings).items()
+                           if value is not None}}
 
 
 # --- the loop --------------------------------------------------------------------------------
@@ -345,12 +356,12 @@ def _current_rate(optimizer) -> float:
 def _patience_exhausted(state: RunState, key: str, settings: dict, metrics: dict) -> bool:
     """Track the best value of the monitored metric; True after `patience` epochs without
     improvement (the count then starts again). Kept in the run state, so it survives a resume."""
-    name = settings.get("monitor", "val_loss")
+    name = settings["monitor"]
     if monitor_improved(name, metrics[name], state.extra.get(f"{key}_best")):
         state.extra.update({f"{key}_best": metrics[name], f"{key}_wait": 0})
         return False
     state.extra[f"{key}_wait"] = state.extra.get(f"{key}_wait", 0) + 1
-    if state.extra[f"{key}_wait"] < settings.get("patience", 5):
+    if state.extra[f"{key}_wait"] < settings["patience"]:
         return False
     state.extra[f"{key}_wait"] = 0
     return True
@@ -359,12 +370,12 @@ def _patience_exhausted(state: RunState, key: str, settings: dict, metrics: dict
 def _after_epoch(plan: Plan, state: RunState, optimizer, metrics: dict, log) -> bool:
     """Plateau schedule and early stopping; True when training should stop."""
     if plan.plateau and _patience_exhausted(state, "plateau", plan.plateau, metrics):
-        new_rate = _current_rate(optimizer) * plan.plateau.get("factor", 0.1)
+        new_rate = _current_rate(optimizer) * plan.plateau["factor"]
         optimizer.learning_rate.assign(new_rate)
-        log(f"{plan.plateau.get('monitor', 'val_loss')} has not improved for "
-            f"{plan.plateau.get('patience', 5)} epochs: learning rate now {new_rate:.3g}")
+        log(f"{plan.plateau['monitor']} has not improved for {plan.plateau['patience']} "
+            f"epochs: learning rate now {new_rate:.3g}")
     if plan.early_stopping and _patience_exhausted(state, "stop", plan.early_stopping, metrics):
-        log(f"early stopping: {plan.early_stopping.get('monitor', 'val_loss')} has not "
-            f"improved for {plan.early_stopping.get('patience', 5)} epochs")
+        log(f"early stopping: {plan.early_stopping['monitor']} has not improved for "
+            f"{plan.early_stopping['patience']} epochs")
         return True
     return False

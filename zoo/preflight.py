@@ -1,0 +1,61 @@
+"""What a run would refuse, checked once the model is built and before a second of training.
+
+Loading a spec checks each value on its own (zoo.sections); some names only mean something
+against the built model and the run it will have: the figures a monitor watches, the layers
+`export.outputs` and `pretrain.layers` name, and whether Keras can make each optimizer, loss
+and schedule with the values given. `zoo summary` (--dry-run) and `zoo train` both run these
+checks, so a mistake never waits for the end of an epoch, or of the whole run, to show.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from zoo import names
+from zoo.pretrain import pretrained_layers
+from zoo.sections import TOP, walk
+from zoo.source import suggest
+from zoo.spec import Spec
+from zoo.training import call_parts
+from zoo.values import KerasObject, LayerName, Monitor, refused_error
+
+
+def check_before_training(spec: Spec, model: keras.Model) -> None:
+    """Raise a located SpecError for the first name the run would not find."""
+    figures = logged_figures(spec, model)
+    layers = [layer.name for layer in model.layers]
+    for container, key, kind in walk(spec.document, TOP):
+        value = container[key]
+        if isinstance(kind, Monitor) and value not in figures:
+            raise container.error(key, f"the run never logs '{value}'{suggest(value, figures)}; "
+                                       f"each epoch it logs {', '.join(figures)}")
+        if isinstance(kind, LayerName) and value not in layers:
+            raise container.error(key, f"no layer named '{value}' in the model"
+                                       f"{suggest(value, layers)}")
+        if isinstance(kind, KerasObject):
+            _check_constructible(kind, value, container, key)
+    if spec.pretrain:
+        pretrained_layers(spec, model)
+
+
+def logged_figures(spec: Spec, model: keras.Model) -> list[str]:
+    """The figures each epoch logs, on the training and the validation data (val_)."""
+    if spec.train["target"] != "label":
+        measured = ["loss"]
+    else:
+        classes = model.outputs[0].shape[-1] or 0
+        default = ["accuracy", "top5"] if classes > 5 else ["accuracy"]
+        measured = ["loss", *(spec.train.get("metrics") or default)]
+    return measured + [f"val_{name}" for name in measured]
+
+
+def _check_constructible(kind: KerasObject, value, container, key) -> None:
+    """Let Keras make the object from the spec's values (an optimizer's momentum of 2, a
+    schedule's negative decay): here, not at the start of training."""
+    name, kwargs = call_parts(value)
+    supplied = {argument: 0.1 for argument in kind.supplied if argument not in kwargs}
+    try:
+        names.construct(kind.kind, name, kwargs, supplied)
+    except names.Refused as refused:
+        arguments = next(iter(value.values())) if isinstance(value, dict) else {}
+        raise refused_error(refused, value, container, key, arguments or {}) from None

@@ -1,0 +1,409 @@
+"""Every section of a spec, declared once: a table of keys, each with its kind of value, its
+default, and what it means.
+
+From these tables come the checks `zoo.spec` runs on every spec (unknown keys, wrong types,
+`null` meaning the default), the defaults `zoo summary` shows, the JSON Schema (`zoo schema`),
+the key tables of docs/spec-reference.md (`zoo schema --reference`), and a test for every key
+(tests/test_sections.py). A key added here is checked, documented and tested at once.
+
+The `model` section's own language (layers, blocks, repeat) is checked as it is expanded,
+in `zoo.graph`; its keys are declared here too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from zoo.expressions import MAX_EXPRESSION_LENGTH, MAX_STRING_LENGTH
+from zoo.source import (MAX_BYTES, MAX_DEPTH, MAX_INTEGER, MAX_NODES, Mapping, Sequence,
+                        SpecError, describe, normalize_name, suggest)
+from zoo.values import (Boolean, Choice, Either, Integer, KerasName, KerasObject, LayerName,
+                        LayerPatterns, ListOf, Monitor, NameMap, Number, Structure, Text, Type,
+                        name_location, split_call)
+
+REQUIRED = object()  # the default of a key a spec must give
+
+
+@dataclass(frozen=True)
+class Key:
+    name: str
+    kind: Type
+    default: object = None  # what the key is when left out or null (None: nothing, or below)
+    doc: str = ""
+    default_doc: str = ""  # the default in words, when it is worked out rather than fixed
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+    @property
+    def example(self):
+        return self.kind.example
+
+
+@dataclass(frozen=True)
+class Table:
+    path: str  # where the table sits in a spec: "train.early_stopping"
+    keys: tuple
+    doc: str = ""
+    checks: tuple = ()  # functions of the whole mapping, for rules that join several keys
+    example: dict = field(default_factory=dict)  # the smallest valid mapping, for tests
+
+    def key(self, name: str) -> Key:
+        return next(key for key in self.keys if key.name == name)
+
+    @property
+    def names(self) -> tuple:
+        return tuple(key.name for key in self.keys)
+
+
+# --- checking a mapping against its table ----------------------------------------------------
+
+
+def check_mapping(value, container, key, what="a mapping") -> Mapping:
+    if not isinstance(value, Mapping):
+        raise container.error(key, f"expected {what}, received {describe(value)}")
+    return value
+
+
+def check_keys(mapping: Mapping, allowed, required=()):
+    """Unknown keys are errors (with the closest valid ones); required keys must be there."""
+    for key in mapping:
+        if key not in allowed:
+            raise mapping.key_error(key, f"unknown key '{key}'{suggest(key, allowed)}; "
+                                         f"valid keys here: {', '.join(map(str, allowed))}")
+    for key in required:
+        if mapping.get(key) is None:
+            what = "this mapping" if mapping.path else "a spec"
+            raise SpecError(mapping.location, mapping.path, f"{what} needs a '{key}' entry")
+
+
+def check_table(mapping: Mapping, table: Table) -> Mapping:
+    """Check every key of `mapping` against `table` and fill in the defaults, in place: a key
+    left out and a key given as null both become the default."""
+    check_keys(mapping, table.names, [key.name for key in table.keys if key.required])
+    for key in table.keys:
+        value = mapping.get(key.name)
+        if value is None:
+            default = _default_value(key, mapping)
+            if default is not None or key.name in mapping:
+                mapping.set(key.name, default, mapping.location)
+        else:
+            mapping[key.name] = key.kind.check(value, mapping, key.name)
+    for rule in table.checks:
+        rule(mapping)
+    return mapping
+
+
+def walk(mapping: Mapping, table: Table):
+    """(container, key, kind) of every value given in `mapping`, and in the sections and
+    schedules inside it, by the kind its table declares: how checks that need the built model
+    find every monitor, layer name and Keras object (zoo.preflight)."""
+    for key in table.keys:
+        value = mapping.get(key.name)
+        if value is None:
+            continue
+        kind = key.kind
+        if isinstance(kind, Schedule):
+            name, kwargs = split_call(value, mapping, key.name, kind.words)
+            if normalize_name(name) in EPOCH_SCHEDULES:
+                yield from walk(kwargs, EPOCH_SCHEDULES[normalize_name(name)])
+                continue
+            kind = KERAS_SCHEDULE
+        yield mapping, key.name, kind
+        if isinstance(kind, Section):
+            yield from walk(value, kind.table)
+
+
+def _default_value(key: Key, mapping: Mapping):
+    if isinstance(key.kind, Section) and not key.kind.optional:
+        return check_table(Mapping(location=mapping.location, path=mapping.child_path(key.name)),
+                           key.kind.table)
+    return key.default
+
+
+class Section(Type):
+    """A nested mapping with its own table. `optional`: left out, it is off (pretrain,
+    early_stopping); otherwise left out it is its table's defaults (data.preprocess)."""
+
+    def __init__(self, table: Table, optional: bool = False):
+        self.table, self.optional = table, optional
+        self.words = "a mapping"
+        self.example, self.wrong = dict(table.example), 5
+
+    def check(self, value, container, key):
+        return check_table(check_mapping(value, container, key), self.table)
+
+    def schema(self) -> dict:
+        return table_schema(self.table)
+
+
+def table_schema(table: Table) -> dict:
+    """The JSON Schema of a table's mapping: exactly its keys, each typed, null allowed (null
+    is the default). Nothing is required: a schema sees one file, before `extends` merges."""
+    properties = {}
+    for key in table.keys:
+        schema = key.kind.schema()
+        properties[key.name] = _nullable(schema) if schema else schema
+        if key.doc:
+            properties[key.name] = {"description": key.doc, **properties[key.name]}
+    schema = {"type": "object", "properties": properties, "additionalProperties": False}
+    return {"description": table.doc, **schema} if table.doc else schema
+
+
+def _nullable(schema: dict) -> dict:
+    if isinstance(schema.get("type"), str):
+        return {**schema, "type": [schema["type"], "null"]}
+    if "enum" in schema:
+        return {"enum": [*schema["enum"], None]} if None not in schema["enum"] else schema
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+class Schedule(Type):
+    """The learning rate over the epochs: one of the zoo's schedules counted in epochs (a
+    table each), or any Keras LearningRateSchedule by name (counted in steps, starting from
+    the optimizer's rate)."""
+
+    words = "a learning-rate schedule: a name, or a mapping of one name to its keyword arguments"
+    example, wrong = {"step": {"epochs": [2]}}, 5
+
+    def check(self, value, container, key):
+        name, kwargs = split_call(value, container, key, self.words)
+        zoo_schedule = EPOCH_SCHEDULES.get(normalize_name(name))
+        if zoo_schedule is not None:
+            check_table(kwargs, zoo_schedule)
+            return value
+        from zoo import names
+
+        if names.registry("schedule").find(name) is None:
+            known = [*EPOCH_SCHEDULES, *names.registry("schedule").names]
+            raise SpecError(name_location(value, container, key), container.child_path(key),
+                            f"unknown learning-rate schedule '{name}'{suggest(name, known)}")
+        return KERAS_SCHEDULE.check(value, container, key)
+
+    def schema(self) -> dict:
+        return KERAS_SCHEDULE.schema()
+
+
+# Keras's schedules count in steps and start from the optimizer's rate, which the zoo supplies.
+KERAS_SCHEDULE = KerasObject("schedule", "learning-rate schedule", "cosine_decay",
+                             supplied=("initial_learning_rate",))
+
+
+def _one_noise(noise: Mapping) -> None:
+    given = [key for key in ("masking", "gaussian") if noise.get(key) is not None]
+    if len(given) > 1:
+        raise SpecError(noise.location, noise.path, "expected one kind of noise, {masking: "
+                        "rate} or {gaussian: stddev}, received "
+                        f"{' and '.join(given) or 'none'}")
+
+
+# --- the limits of the language: each enforced where its constant is used, tested at its edge
+
+MAX_PAD = 1000
+MAX_THREADS = 1024
+MAX_EXTENDS_DEPTH = 16
+MAX_REPEAT = 1_000
+MAX_LAYERS = 50_000
+MAX_BLOCK_NESTING = 32
+LIMITS = (  # (what, the most allowed, unit), for the reference
+    ("a spec file's size", MAX_BYTES, "bytes"),
+    ("nesting of mappings and lists", MAX_DEPTH, "levels"),
+    ("values in a file once YAML aliases are expanded", MAX_NODES, "values"),
+    ("an integer", MAX_INTEGER, ""),
+    ("bases a spec extends, one over another", MAX_EXTENDS_DEPTH, "levels"),
+    ("layers in a model", MAX_LAYERS, "layers"),
+    ("`times` of one `repeat`", MAX_REPEAT, "repetitions"),
+    ("blocks inside blocks", MAX_BLOCK_NESTING, "levels"),
+    ("an expression `${...}`", MAX_EXPRESSION_LENGTH, "characters"),
+    ("a string an expression makes", MAX_STRING_LENGTH, "characters"),
+    ("`data.augment.pad_crop`", MAX_PAD, "pixels"),
+    ("`train.threads`", MAX_THREADS, "threads per pool"),
+)
+
+# --- the tables ------------------------------------------------------------------------------
+
+POSITIVE = Integer(1)
+
+PREPROCESS = Table("data.preprocess", (
+    Key("rescale", Number(0, example=0.00392156862745098), 1.0,
+        "multiply pixels by this (`0.00392156862745098` = 1/255)"),
+    Key("mean", ListOf(Number(), "a list of numbers, one per channel"), None,
+        "subtract per channel, after rescaling"),
+    Key("std", ListOf(Number(0, above=True), "a list of numbers > 0, one per channel"), None,
+        "divide per channel, after subtracting the mean"),
+    Key("resize", Choice("bilinear", "nearest", "bicubic", "area"), "bilinear",
+        "how images are resized to the model's input"),
+), "how raw pixels become the model's input, in training and inside the export")
+
+AUGMENT = Table("data.augment", (
+    Key("flip", Choice("horizontal", "vertical", "both"), None, "random flips while training"),
+    Key("pad_crop", Integer(1, MAX_PAD), None,
+        "pad by this many pixels, then crop back at a random place"),
+), "random changes to each training image")
+
+DATA = Table("data", (
+    Key("dataset", Text("mnist_subset"), None,
+        "a TFDS name (`mnist`, `cifar10`, `imagenet2012`), an embedded one (`mnist_subset`, "
+        "`digits`), or a folder with one sub-folder of images per class", "required to train"),
+    Key("train_split", Text("train"), "train",
+        "the split trained on; TFDS slicing works (`train[:90%]`)"),
+    Key("eval_split", Text("test"), "test", "the split evaluated by default (`zoo evaluate`), "
+        "and reported every epoch when there is no `validation_split`"),
+    Key("validation_split", Text("train[90%:]"), None, "if given, reported every epoch "
+        "instead of `eval_split` (keeps the test split out of plateau and early stopping)"),
+    Key("preprocess", Section(PREPROCESS), None, "see below", "each key's default"),
+    Key("augment", Section(AUGMENT), None, "see below", "each key's default"),
+    Key("shuffle_buffer", POSITIVE, 10_000, "examples in the shuffle buffer"),
+), "the dataset and how its images are prepared")
+
+EARLY_STOPPING = Table("train.early_stopping", (
+    Key("monitor", Monitor(), "val_loss", "the figure watched (a name the run logs)"),
+    Key("patience", POSITIVE, 5, "epochs without improvement before training stops"),
+), "stop when a figure has stopped improving")
+
+STEP = Table("train.schedule.step", (
+    Key("epochs", ListOf(POSITIVE, "a non-empty list of epoch numbers", min_items=1), REQUIRED,
+        "the epochs at whose start the rate is multiplied by `factor`"),
+    Key("factor", Number(0, above=True, example=0.1), 0.1, "the multiplier"),
+), "multiply the learning rate at the start of given epochs", example={"epochs": [2]})
+
+PLATEAU = Table("train.schedule.plateau", (
+    Key("monitor", Monitor(), "val_loss", "the figure watched (a name the run logs)"),
+    Key("patience", POSITIVE, 5, "epochs without improvement before the rate changes"),
+    Key("factor", Number(0, above=True, example=0.1), 0.1, "the multiplier"),
+), "multiply the learning rate when a figure has stopped improving")
+
+EPOCH_SCHEDULES = {"step": STEP, "plateau": PLATEAU}
+
+TRAIN = Table("train", (
+    Key("batch_size", POSITIVE, 32, "the global batch, over all devices and machines"),
+    Key("epochs", POSITIVE, 10, "passes over the training split"),
+    Key("steps_per_epoch", POSITIVE, None, "batches per epoch (shorter or longer epochs "
+        "than one pass)", "split size / batch size"),
+    Key("optimizer", KerasObject("optimizer", "optimizer", "sgd"), "adam",
+        "a Keras optimizer, with its arguments: `{sgd: {learning_rate: 0.1, momentum: 0.9}}`"),
+    Key("schedule", Schedule(), None, "the learning rate over time: `step`, `plateau` (in "
+        "epochs) or a Keras schedule (in steps)", "constant"),
+    Key("loss", KerasObject("loss", "loss", "categorical_crossentropy"),
+        "sparse_categorical_crossentropy", "a Keras loss, with its arguments"),
+    Key("metrics", ListOf(Choice("accuracy", "top5"), "a list of accuracy, top5"), None,
+        "figures logged besides the loss",
+        "accuracy, and top5 when there are more than 5 classes"),
+    Key("weight_decay", Number(0, example=1e-4), 0.0, "the papers' L2 term: this times the "
+        "sum of squared kernel weights, halved, is added to the loss"),
+    Key("seed", Integer(), 0, "initial weights, shuffling, augmentation"),
+    Key("early_stopping", Section(EARLY_STOPPING, optional=True), None,
+        "stop when `monitor` has not improved for `patience` epochs", "none"),
+    Key("target", Choice("label", "input"), "label",
+        "`input`: learn to reproduce the input (autoencoders)"),
+    Key("precision", Choice("auto", "float32", "mixed_bfloat16", "mixed_float16"), "auto",
+        "a Keras dtype policy; variables, and the layers that produce the model's outputs, "
+        "stay float32; `auto`: the device's fastest (zoo/devices.py)"),
+    Key("xla", Choice("auto", True, False), "auto", "compile the training step with XLA"),
+    Key("threads", Either(Choice("auto"), Integer(1, MAX_THREADS), words="auto or a number "
+        f"of threads from 1 to {MAX_THREADS:,}"), "auto", "TensorFlow's intra-op and inter-op "
+        "pools get this many threads each (train on N cores of a shared machine)"),
+), "how to train")
+
+NOISE = Table("pretrain.noise", (
+    Key("masking", Number(0, 1, below=True, example=0.2), None,
+        "zero this fraction of the inputs (not rescaled)"),
+    Key("gaussian", Number(0, example=0.1), None, "add Gaussian noise of this deviation"),
+), "how a stage corrupts its input: one kind at most", checks=(_one_noise,))
+
+HEAD = Table("pretrain.head", (
+    Key("epochs", POSITIVE, None, "", "train's"),
+    Key("batch_size", POSITIVE, None, "", "train's"),
+    Key("optimizer", KerasObject("optimizer", "optimizer", "sgd"), None, "", "train's"),
+    Key("schedule", Schedule(), None, "", "train's"),
+), "the phase that trains the rest of the network with the pretrained layers frozen")
+
+PRETRAIN = Table("pretrain", (
+    Key("layers", LayerPatterns(), REQUIRED,
+        "Dense or Conv2D layers, bottom-up, by name or pattern"),
+    Key("unlabeled", Text("train"), None, "the split whose images pretrain them (labels "
+        "ignored)", "data.train_split"),
+    Key("epochs", POSITIVE, 10, "epochs per layer"),
+    Key("batch_size", POSITIVE, 32, "batch size per layer"),
+    Key("optimizer", KerasObject("optimizer", "optimizer", "sgd"), "adam", "as in `train`"),
+    Key("loss", KerasObject("loss", "loss", "mean_squared_error"), "binary_crossentropy",
+        "the reconstruction loss (`mean_squared_error` for ReLU codes)"),
+    Key("noise", Section(NOISE, optional=True), None,
+        "`{masking: rate}` or `{gaussian: stddev}`", "none"),
+    Key("tied", Boolean(), True, "the decoder uses the transposed encoder kernel"),
+    Key("freeze_lower", Boolean(), True, "layers below the one in training keep their weights"),
+    Key("decoder_activation", KerasName("activation", "an activation's name", "sigmoid"), None,
+        "the decoder's activation", "sigmoid with a cross-entropy loss, else linear"),
+    Key("seed", Integer(), None, "noise draws", "train.seed"),
+    Key("head", Section(HEAD, optional=True), None, "the head phase's settings, over train's",
+        "train's"),
+), "greedy layer-wise pretraining before `train`", example={"layers": ["hidden*"]})
+
+EXPORT = Table("export", (
+    Key("outputs", NameMap(LayerName(), "a mapping of output names to layer names"), None,
+        "the serving signature's outputs, each named after a layer of the model",
+        "probabilities (the model's output), or reconstruction for target: input"),
+), "what the export's serving signature returns")
+
+EXPECT = Table("expect", (
+    Key("total_params", POSITIVE, None, "every weight, trainable or not"),
+    Key("trainable_params", POSITIVE, None, "the weights training changes"),
+    Key("output_shape", ListOf(Either(POSITIVE, Choice(None), words="a size or null"),
+                               "a list of sizes (null for any)"), None,
+        "the first output's shape without the batch axis"),
+), "counts the model built from the files must have (not checked when --set changes the "
+   "model)")
+
+# The model section's own language, as JSON Schema for editors (zoo/graph.py checks it).
+_SHAPE = {"type": "array", "items": {"type": ["integer", "null"]}}
+_NODES = {"type": "array", "minItems": 1, "items": {"anyOf": [
+    {"type": "string", "description": "a layer type or block with no arguments, e.g. flatten"},
+    {"type": "object", "minProperties": 1, "maxProperties": 1,
+     "description": "a layer type or block mapped to its arguments, e.g. dense: {units: 10}",
+     "properties": {"repeat": {"type": "object", "required": ["block"], "additionalProperties":
+                               False, "properties": {key: {} for key in (
+                                   "block", "times", "name", "start", "with", "each", "at",
+                                   "inputs", "when")}}}}]}}
+_INPUT = {"anyOf": [_SHAPE, {"type": "object", "additionalProperties": False, "properties": {
+    "shape": _SHAPE, "dtype": {"type": "string"}}}]}
+_BLOCK = {"type": "object", "additionalProperties": False, "properties": {
+    "params": {"type": "object"}, "layers": _NODES, "output": {"type": "string"},
+    "inputs": {"type": "array", "items": {"type": "string"}}, "description": {"type": "string"}}}
+
+MODEL = Table("model", (
+    Key("inputs", Structure(Mapping, "a mapping of input names to shapes", {
+        "type": "object", "additionalProperties": _INPUT}), REQUIRED,
+        "input name -> shape without the batch axis, or {shape, dtype}"),
+    Key("layers", Structure(Sequence, "a non-empty list of layers", _NODES), REQUIRED,
+        "the nodes, applied in order"),
+    Key("outputs", Either(Text("predictions"), ListOf(Text("predictions")),
+                          words="a node name or a list of them"), None,
+        "the node or nodes the model returns", "the last node"),
+    Key("blocks", Structure(Mapping, "a mapping", {"type": "object",
+                                                   "additionalProperties": _BLOCK}), None,
+        "sub-graphs used by name in layers"),
+    Key("vars", Structure(Mapping, "a mapping", {"type": "object"}), None,
+        "values for ${...} expressions"),
+    Key("defaults", Structure(Mapping, "a mapping", {"type": "object", "additionalProperties": {
+        "type": ["object", "null"]}}), None,
+        "layer type -> arguments every layer of that type starts from"),
+), "the network: inputs, layers (any Keras layer by name), blocks, vars, defaults")
+
+TOP = Table("", (
+    Key("extends", Text("base.yaml"), None, "a base spec, relative to this file"),
+    Key("description", Text("A LeNet-style CNN."), None, "text; `zoo summary` prints it"),
+    Key("family", Text("CNN"), None, "the group `zoo list` shows, e.g. ResNet"),
+    Key("model", Section(MODEL), REQUIRED, "the network"),
+    Key("data", Section(DATA), None, "the dataset and its preprocessing", "each key's default"),
+    Key("pretrain", Section(PRETRAIN, optional=True), None, "greedy layer-wise pretraining "
+        "before `train`", "none"),
+    Key("train", Section(TRAIN), None, "how to train", "each key's default"),
+    Key("export", Section(EXPORT), None, "what the export returns", "each key's default"),
+    Key("expect", Section(EXPECT, optional=True), None, "counts the built model must have",
+        "none"),
+))
+
+# Every table, in the order the reference documents them.
+TABLES = (TOP, MODEL, DATA, PREPROCESS, AUGMENT, TRAIN, EARLY_STOPPING, STEP, PLATEAU,
+          PRETRAIN, NOISE, HEAD, EXPORT, EXPECT)
