@@ -221,4 +221,5 @@ def test_zoo_list_update_replaces_only_the_table_between_the_markers(tmp_path):
     readme.write_text("no markers\n")
     with pytest.raises(zoo.SpecError) as caught:
         catalog.update_file(str(readme), "| new | table |")
-    assert str(caught.value).startswith(f"{readme}: no markers for the generated part; put the lines")
+    assert str(caught.value).startswith(f"{readme}: no markers for the generated part; put "
+                                        "the lines")
