@@ -87,10 +87,10 @@ CASES = {
         "spec.yaml:4:16: model.layers[0].conv2d.filters: layer 'conv2d': Conv2D's argument "
         "'filters' takes a positive integer, received the integer -3"),
     "Keras refuses an argument": (
-        MODEL + "    - conv2d: {filters: 8, kernel_size: 3, padding: sideways}\n",
-        "spec.yaml:4:44: model.layers[0].conv2d.padding: layer 'conv2d': Keras refused the "
-        "arguments of Conv2D: The `padding` argument must be a list/tuple or one of {'same', "
-        "'valid'}. Received: sideways"),
+        MODEL + "    - conv2d: {filters: 8, kernel_size: [3, 3, 3]}\n",
+        "spec.yaml:4:28: model.layers[0].conv2d.kernel_size: layer 'conv2d': Keras refused the "
+        "arguments of Conv2D: The `kernel_size` argument must be a tuple of 2 integers. "
+        "Received kernel_size=[3, 3, 3]"),
     "unknown initializer": (
         MODEL + "    - dense: {units: 3, kernel_initializer: {glorot_uniformm: {}}}\n",
         "spec.yaml:4:25: model.layers[0].dense.kernel_initializer: layer 'dense': unknown "

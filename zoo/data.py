@@ -86,12 +86,8 @@ def _tfds_builder(name: str, download: bool, where):
     tfds.disable_progress_bar()
     try:
         builder = tfds.builder(name, data_dir=data_dir())
-    except tfds.core.registered.DatasetNotFoundError:
-        known = tfds.list_builders(with_community_datasets=False)
-        raise DataError(f"unknown dataset '{name}'{suggest(name, known)}; use a TFDS name "
-                        "(e.g. mnist, cifar10), an embedded one "
-                        f"({', '.join(zoo.datasets.EMBEDDED)})"
-                        " or a folder of images with one sub-folder per class", *where) from None
+    except ValueError:  # DatasetNotFoundError, or a name TFDS cannot parse (mnist-subset)
+        raise _unknown_dataset(name, where) from None
     if builder.is_prepared():
         return builder
     if name in zoo.datasets.EMBEDDED:
@@ -114,6 +110,35 @@ def _tfds_builder(name: str, download: bool, where):
                         "Try the spec offline with --set data.dataset=mnist_subset",
                         *where) from None
     return builder
+
+
+def check_dataset_name(name: str, where=(None, "data.dataset")) -> None:
+    """A located error for a dataset that is neither a folder nor a dataset TFDS knows (a
+    typo), found without preparing or downloading anything."""
+    import tensorflow_datasets as tfds
+
+    import zoo.datasets  # noqa: F401  registers the embedded builders with TFDS
+
+    if is_folder(name):
+        if not os.path.isdir(os.path.expanduser(name)):
+            raise DataError(f"'{name}' is not a folder of images", *where)
+        return
+    try:
+        tfds.builder_cls(name.split(":")[0].split("/")[0])
+    except ValueError:  # DatasetNotFoundError, or a name TFDS cannot parse (mnist-subset)
+        raise _unknown_dataset(name, where) from None
+
+
+def _unknown_dataset(name: str, where) -> DataError:
+    import tensorflow_datasets as tfds
+
+    import zoo.datasets
+
+    known = tfds.list_builders(with_community_datasets=False)
+    return DataError(f"unknown dataset '{name}'{suggest(name, known)}; use a TFDS name "
+                     "(e.g. mnist, cifar10), an embedded one "
+                     f"({', '.join(zoo.datasets.EMBEDDED)})"
+                     " or a folder of images with one sub-folder per class", *where)
 
 
 def _prepare_embedded(name: str):

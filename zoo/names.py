@@ -218,6 +218,11 @@ WELL_KNOWN = {"filters": (_positive_integer, "a positive integer"),
               "rate": (lambda v: _is_number(v) and 0 <= v < 1, "a number from 0 to below 1")}
 
 
+# Arguments Keras 2 took under another name, which tutorials still use.
+RENAMED = {"lr": "learning_rate", "decay": "weight_decay", "init": "kernel_initializer",
+           "nb_filter": "filters", "output_dim": "units", "W_regularizer": "kernel_regularizer"}
+
+
 def _expected_type(name: str, default):
     """(test, words) for the values an argument takes, or None when nothing says."""
     if name in WELL_KNOWN:
@@ -237,8 +242,9 @@ def check_arguments(cls: type, kwargs: dict) -> None:
         return
     for name, value in kwargs.items():
         if name not in accepted:
-            raise Refused(f"{cls.__name__} has no argument '{name}'{suggest(name, accepted)}",
-                          name, unknown=True)
+            close = (f" (Keras 3 calls it '{RENAMED[name]}')" if RENAMED.get(name) in accepted
+                     else suggest(name, accepted))
+            raise Refused(f"{cls.__name__} has no argument '{name}'{close}", name, unknown=True)
         expected = _expected_type(name, accepted[name])
         if expected and not expected[0](value):
             raise Refused(f"{cls.__name__}'s argument '{name}' takes {expected[1]}, received "
@@ -313,17 +319,25 @@ def check_dtype(value, policies: bool = False) -> None:
 
     known = list(ALLOWED_DTYPES) + (["mixed_float16", "mixed_bfloat16"] if policies else [])
     if value not in known:
-        raise Refused(f"unknown dtype {describe(value)}{suggest(value, known)}; the dtypes: "
+        shown = f"'{value}'" if isinstance(value, str) else describe(value)
+        raise Refused(f"unknown dtype {shown}{suggest(value, known)}; the dtypes: "
                       f"{', '.join(known)}", "dtype")
 
 
 _TERMINAL_CODES = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+# What Keras and TensorFlow wrap around the reason: the call, the arguments, the kernel
+_WRAPPING = (re.compile(r"\{\{function_node [^}]*\}\}\s*"), re.compile(r"\s*\[Op:\w+\].*"),
+             re.compile(r"Exception encountered when calling [\w.]+\(\)\.\s*"))
 
 
 def first_lines(exc: Exception, limit: int = 3) -> str:
-    """A Keras error's first lines as one line, without the terminal's colour codes."""
+    """A Keras error's first lines as one line: the reason, without the terminal's colour
+    codes and without what Keras and TensorFlow wrap around it."""
     text = _TERMINAL_CODES.sub("", str(exc))
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    for wrapping in _WRAPPING:
+        text = wrapping.sub("", text)
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()
+             and not line.strip().startswith(("Arguments received by", "•"))]
     return " ".join(lines[:limit]) or type(exc).__name__
 
 

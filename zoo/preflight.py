@@ -10,18 +10,22 @@ checks, so a mistake never waits for the end of an epoch, or of the whole run, t
 from __future__ import annotations
 
 import keras
+import numpy as np
 
 from zoo import names
+from zoo.data import check_dataset_name
 from zoo.pretrain import pretrained_layers
 from zoo.sections import TOP, walk
 from zoo.source import suggest
 from zoo.spec import Spec
-from zoo.training import call_parts
+from zoo.training import call_parts, make_loss
 from zoo.values import KerasObject, LayerName, Monitor, refused_error
 
 
 def check_before_training(spec: Spec, model: keras.Model) -> None:
     """Raise a located SpecError for the first name the run would not find."""
+    if spec.data.get("dataset"):
+        check_dataset_name(spec.data["dataset"], spec.data.where("dataset"))
     figures = logged_figures(spec, model)
     layers = [layer.name for layer in model.layers]
     for container, key, kind in walk(spec.document, TOP):
@@ -36,6 +40,7 @@ def check_before_training(spec: Spec, model: keras.Model) -> None:
             _check_constructible(kind, value, container, key)
     if spec.pretrain:
         pretrained_layers(spec, model)
+    _check_loss_fits(spec, model)
 
 
 def logged_figures(spec: Spec, model: keras.Model) -> list[str]:
@@ -59,3 +64,25 @@ def _check_constructible(kind: KerasObject, value, container, key) -> None:
     except names.Refused as refused:
         arguments = next(iter(value.values())) if isinstance(value, dict) else {}
         raise refused_error(refused, value, container, key, arguments or {}) from None
+
+
+def _check_loss_fits(spec: Spec, model: keras.Model) -> None:
+    """Apply the loss to what the run will give it, a batch of two: integer labels (or, with
+    `target: input`, the input itself) against the model's output. A loss that wants one-hot
+    labels (categorical_crossentropy) fails here, not at the first training step."""
+    def batch(tensor, dtype):
+        return np.zeros([2, *(size or 1 for size in tensor.shape[1:])], dtype)
+
+    predictions = batch(model.outputs[0], "float32")
+    targets = (batch(model.inputs[0], "float32") if spec.train["target"] == "input"
+               else np.zeros([2], "int64"))
+    try:
+        make_loss(spec.train)(targets, predictions)
+    except Exception as exc:  # Keras reports mismatched shapes with several exception types
+        what = ("the model's input" if spec.train["target"] == "input"
+                else "integer labels, one class per image")
+        raise spec.train.error("loss", f"the loss cannot compare {what} (shape "
+                               f"{list(targets.shape[1:])}) with the model's output (shape "
+                               f"{list(predictions.shape[1:])}): {names.first_lines(exc)}"
+                               + ("; for integer labels use sparse_categorical_crossentropy"
+                                  if spec.train["target"] == "label" else "")) from None

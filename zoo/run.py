@@ -90,8 +90,9 @@ def train(spec, *, overrides=(), output: str = "exports", strategy: str | None =
         keras.utils.set_random_seed(spec.train.get("seed") or 0)  # initial weights follow it
         with distribution.scope():
             model = build_model(spec)
-            check_model_fits_data(spec, model, info)
-            check_before_training(spec, model)
+        check_model_fits_data(spec, model, info)
+        check_before_training(spec, model)  # outside the scope: it makes throwaway objects
+        with distribution.scope():
             steps = phases(spec, model, labeled, unlabeled)
         with stop_between_steps_on_ctrl_c():
             histories = run_phases(steps, model, distribution, checkpoints,

@@ -48,6 +48,7 @@ class Table:
     doc: str = ""
     checks: tuple = ()  # functions of the whole mapping, for rules that join several keys
     example: dict = field(default_factory=dict)  # the smallest valid mapping, for tests
+    elsewhere: dict = field(default_factory=dict)  # a key users put here -> where it belongs
 
     def key(self, name: str) -> Key:
         return next(key for key in self.keys if key.name == name)
@@ -66,12 +67,15 @@ def check_mapping(value, container, key, what="a mapping") -> Mapping:
     return value
 
 
-def check_keys(mapping: Mapping, allowed, required=()):
-    """Unknown keys are errors (with the closest valid ones); required keys must be there."""
+def check_keys(mapping: Mapping, allowed, required=(), elsewhere=None):
+    """Unknown keys are errors (with the closest valid ones, or where the key belongs);
+    required keys must be there."""
     for key in mapping:
         if key not in allowed:
-            raise mapping.key_error(key, f"unknown key '{key}'{suggest(key, allowed)}; "
-                                         f"valid keys here: {', '.join(map(str, allowed))}")
+            hint = (elsewhere or {}).get(key)
+            close = f"; it belongs {hint}" if hint else suggest(key, allowed)
+            raise mapping.key_error(key, f"unknown key '{key}'{close}; valid keys here: "
+                                         f"{', '.join(map(str, allowed))}")
     for key in required:
         if mapping.get(key) is None:
             what = "this mapping" if mapping.path else "a spec"
@@ -81,7 +85,8 @@ def check_keys(mapping: Mapping, allowed, required=()):
 def check_table(mapping: Mapping, table: Table) -> Mapping:
     """Check every key of `mapping` against `table` and fill in the defaults, in place: a key
     left out and a key given as null both become the default."""
-    check_keys(mapping, table.names, [key.name for key in table.keys if key.required])
+    check_keys(mapping, table.names, [key.name for key in table.keys if key.required],
+               table.elsewhere)
     for key in table.keys:
         value = mapping.get(key.name)
         if value is None:
@@ -110,9 +115,20 @@ def walk(mapping: Mapping, table: Table):
                 yield from walk(kwargs, EPOCH_SCHEDULES[normalize_name(name)])
                 continue
             kind = KERAS_SCHEDULE
-        yield mapping, key.name, kind
-        if isinstance(kind, Section):
-            yield from walk(value, kind.table)
+        yield from _walk_value(mapping, key.name, kind)
+
+
+def _walk_value(container, key, kind):
+    yield container, key, kind
+    value = container[key]
+    if isinstance(kind, Section):
+        yield from walk(value, kind.table)
+    elif isinstance(kind, NameMap):
+        for name in value:
+            yield from _walk_value(value, name, kind.value)
+    elif isinstance(kind, ListOf):
+        for index in range(len(value)):
+            yield from _walk_value(value, index, kind.item)
 
 
 def _default_value(key: Key, mapping: Mapping):
@@ -223,6 +239,19 @@ LIMITS = (  # (what, the most allowed, unit), for the reference
 
 # --- the tables ------------------------------------------------------------------------------
 
+# Keys users write in one section that belong in another (Keras's fit() and other zoos
+# take them elsewhere).
+IN_OPTIMIZER = {key: "to the optimizer: optimizer: {sgd: {learning_rate: 0.01, momentum: 0.9}}"
+                for key in ("learning_rate", "lr", "momentum", "nesterov", "beta_1", "beta_2",
+                            "epsilon", "clipnorm")}
+IN_TRAIN = {key: f"in train: train: {{{key}: ...}}" for key in (
+    "batch_size", "epochs", "optimizer", "loss", "metrics", "schedule", "seed",
+    "early_stopping", "weight_decay", "steps_per_epoch")}
+IN_DATA = {key: f"in data: data: {{{key}: ...}}" for key in (
+    "dataset", "preprocess", "augment", "validation_split", "eval_split", "train_split")}
+IN_MODEL = {key: f"in model: model: {{{key}: ...}}" for key in (
+    "inputs", "layers", "outputs", "blocks", "vars", "defaults")}
+
 POSITIVE = Integer(1)
 
 PREPROCESS = Table("data.preprocess", (
@@ -255,7 +284,7 @@ DATA = Table("data", (
     Key("preprocess", Section(PREPROCESS), None, "see below", "each key's default"),
     Key("augment", Section(AUGMENT), None, "see below", "each key's default"),
     Key("shuffle_buffer", POSITIVE, 10_000, "examples in the shuffle buffer"),
-), "the dataset and how its images are prepared")
+), "the dataset and how its images are prepared", elsewhere=IN_TRAIN)
 
 EARLY_STOPPING = Table("train.early_stopping", (
     Key("monitor", Monitor(), "val_loss", "the figure watched (a name the run logs)"),
@@ -304,7 +333,7 @@ TRAIN = Table("train", (
     Key("threads", Either(Choice("auto"), Integer(1, MAX_THREADS), words="auto or a number "
         f"of threads from 1 to {MAX_THREADS:,}"), "auto", "TensorFlow's intra-op and inter-op "
         "pools get this many threads each (train on N cores of a shared machine)"),
-), "how to train")
+), "how to train", elsewhere={**IN_OPTIMIZER, **IN_DATA})
 
 NOISE = Table("pretrain.noise", (
     Key("masking", Number(0, 1, below=True, example=0.2), None,
@@ -317,7 +346,8 @@ HEAD = Table("pretrain.head", (
     Key("batch_size", POSITIVE, None, "", "train's"),
     Key("optimizer", KerasObject("optimizer", "optimizer", "sgd"), None, "", "train's"),
     Key("schedule", Schedule(), None, "", "train's"),
-), "the phase that trains the rest of the network with the pretrained layers frozen")
+), "the phase that trains the rest of the network with the pretrained layers frozen",
+    elsewhere=IN_OPTIMIZER)
 
 PRETRAIN = Table("pretrain", (
     Key("layers", LayerPatterns(), REQUIRED,
@@ -338,7 +368,8 @@ PRETRAIN = Table("pretrain", (
     Key("seed", Integer(), None, "noise draws", "train.seed"),
     Key("head", Section(HEAD, optional=True), None, "the head phase's settings, over train's",
         "train's"),
-), "greedy layer-wise pretraining before `train`", example={"layers": ["hidden*"]})
+), "greedy layer-wise pretraining before `train`", example={"layers": ["hidden*"]},
+    elsewhere=IN_OPTIMIZER)
 
 EXPORT = Table("export", (
     Key("outputs", NameMap(LayerName(), "a mapping of output names to layer names"), None,
@@ -402,7 +433,7 @@ TOP = Table("", (
     Key("export", Section(EXPORT), None, "what the export returns", "each key's default"),
     Key("expect", Section(EXPECT, optional=True), None, "counts the built model must have",
         "none"),
-))
+), elsewhere={**IN_TRAIN, **IN_DATA, **IN_MODEL})
 
 # Every table, in the order the reference documents them.
 TABLES = (TOP, MODEL, DATA, PREPROCESS, AUGMENT, TRAIN, EARLY_STOPPING, STEP, PLATEAU,

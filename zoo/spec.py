@@ -14,10 +14,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from zoo.sections import MAX_EXTENDS_DEPTH, TOP, check_table
+from zoo.sections import MAX_EXTENDS_DEPTH, TOP, Schedule, Section, Table, check_table
 from zoo.source import (Location, Mapping, Sequence, SpecError, describe, load_yaml_file,
-                        parse_yaml, repath)
-from zoo.values import Text
+                        parse_yaml, repath, suggest)
+from zoo.values import KerasObject, Text
 
 
 
@@ -47,17 +47,35 @@ class Spec:
 # --- loading ----------------------------------------------------------------------------------
 
 
-def merge(base, override):
-    """Deep-merge two located documents: mappings merge key by key, anything else replaces."""
+def merge(base, override, table: Table | None = TOP):
+    """Deep-merge two located documents: mappings merge key by key, anything else replaces.
+
+    A Keras object written `{name: arguments}` is replaced whole when the override names
+    another object: a spec that extends an SGD recipe with `optimizer: {adam: {...}}` means
+    Adam, not both. `table` says what the mappings are (None: free-form, as in `model`)."""
     if not (isinstance(base, Mapping) and isinstance(override, Mapping)):
+        return override
+    if table is NAMED_OBJECT and set(base) != set(override):
         return override
     merged = Mapping(base, location=override.location, path=override.path)
     merged.key_locations = dict(base.key_locations)
     merged.value_locations = dict(base.value_locations)
     for key, value in override.items():
-        merged.set(key, merge(base.get(key), value),
+        merged.set(key, merge(base.get(key), value, _inner_table(table, key)),
                    override.value_locations[key], override.key_locations[key])
     return merged
+
+
+NAMED_OBJECT = Table("a Keras object", ())  # what merge() calls a `{name: arguments}` value
+
+
+def _inner_table(table: Table | None, key) -> Table | None:
+    if table is None or table is NAMED_OBJECT or key not in table.names:
+        return None
+    kind = table.key(key).kind
+    if isinstance(kind, Section):
+        return kind.table
+    return NAMED_OBJECT if isinstance(kind, (KerasObject, Schedule)) else None
 
 
 def _is_file(path: str) -> bool:
@@ -121,6 +139,11 @@ def apply_override(document: Mapping, assignment: str) -> None:
             raise SpecError(Location(origin, 1, 1), "", f"'{dotted}': '{key}' is inside "
                                                         f"{describe(container)}, not a mapping")
         child_path = container.child_path(key)
+        if last and child_path.startswith("model.vars.") and key not in container:
+            raise SpecError(Location(origin, 1, 1), child_path, f"the spec has no variable "
+                            f"'{key}'{suggest(key, container)}; --set changes the spec's "
+                            f"variables ({', '.join(container) or 'none'}), it cannot add one "
+                            "that nothing reads")
         if last:
             value = repath(value, child_path)
             if isinstance(key, int):
