@@ -156,3 +156,18 @@ def test_convolutional_layers_pretrain_the_same_way(write_spec, tmp_path, tied):
                               RunState(str(tmp_path / step.name), "test"), log=lambda _: None)
         set_trainable(model, {layer.name for layer in model.layers})
         assert history[-1]["loss"] < history[0]["loss"]
+
+
+def test_stages_train_with_the_runs_settings_and_their_own(write_spec):
+    # A stage is a phase like any other: what is not the pretraining's own (xla, precision,
+    # threads) comes from `train`; its seed follows train.seed unless pretrain.seed is given
+    spec = zoo.load_spec(write_spec(SDAE), ["train.xla=false", "pretrain.tied=null",
+                                            "pretrain.freeze_lower=null"])
+    splits = load_splits(spec, "train", download=False)
+    steps = phases(spec, zoo.build_model(spec), splits, splits)
+    stage = steps[0].section
+    assert (stage["xla"], stage["seed"], stage["epochs"], stage["target"]) == (False, 3, 4, "codes")
+    assert stage["schedule"] is None and stage["weight_decay"] == 0.0
+    assert steps[1].trainable == {"hidden2"}  # freeze_lower: null is its default, true
+    decoder = steps[1].model.get_layer("hidden2_pretrain_decoder")
+    assert type(decoder).__name__ == "TiedDecoder"  # tied: null is its default, true

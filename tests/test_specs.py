@@ -112,3 +112,16 @@ def test_vgg16_matches_keras_applications():
             if not isinstance(layer, keras.layers.Dropout)] == \
         [(layer.name, layer.count_params()) for layer in theirs.layers[1:]]
     assert ours.count_params() == theirs.count_params() == 138_357_544
+
+
+def test_resnet_1202_builds_with_the_papers_parameter_count(capsys):
+    # He et al. 2015, Table 6: ResNet-1202 (n = 200) has 19.4M parameters; Keras walks the
+    # graph recursively, one frame per layer, past Python's default limit (zoo.build)
+    from zoo import cli
+
+    assert cli.main(["summary", str(ROOT / "specs" / "resnet20.yaml"),
+                     "--set", "model.vars.n=200"]) == 0
+    out = capsys.readouterr().out
+    assert "Trainable: 19,421,274" in out
+    assert out.splitlines()[-1] == ("expect: not checked (it describes the model the files "
+                                    "define; --set changed it)")

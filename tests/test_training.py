@@ -470,3 +470,45 @@ def test_the_python_api_trains_a_spec_given_as_text(tmp_path, monkeypatch):
         zoo.train(TINY.replace("epochs: 3", "epochs: many"), output="out")
     assert str(error.value) == ("<spec>:13:11: train.epochs: expected a positive integer, "
                                 "received the string 'many'")
+
+
+def test_figures_on_a_validation_split_are_labelled_with_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = zoo.train(TINY, output="out", log=lambda _: None, overrides=[
+        "train.epochs=1", "data.train_split=train[:80%]", "data.validation_split=train[80%:]"])
+    assert result.dataset == {"name": "digits", "train_split": "train[:80%]",
+                              "eval_split": "test", "evaluated": "train[80%:]"}
+
+
+@pytest.mark.slow  # tracing a step of 1,000 layers takes minutes
+def test_a_chain_of_a_thousand_layers_builds_trains_and_exports(tiny):
+    layers = "".join("    - dense: {units: 16, activation: relu}\n" for _ in range(1000))
+    (tiny / "deep.yaml").write_text(
+        TINY.replace("    - dense: {units: 32, activation: relu}\n", layers))
+    result = run("train.py", "deep.yaml", "--output", "exports", "--set", "train.epochs=1",
+                 "--set", "train.steps_per_epoch=1", "--set", "data.eval_split=test[:32]",
+                 cwd=tiny, timeout=1200)
+    assert result.returncode == 0, result.stderr
+    assert "training deep on digits" in result.stdout
+    import tensorflow as tf
+
+    serve = tf.saved_model.load(str(tiny / "exports" / "deep" / "1")).signatures[
+        "serving_default"]
+    probabilities = serve(image=tf.zeros([2, 8, 8, 1], tf.uint8))["probabilities"]
+    assert probabilities.shape == (2, 10)
+
+
+def test_a_diverging_very_deep_network_is_told_what_the_papers_did():
+    import keras
+
+    from zoo.training import DEEP, _deep_network_advice
+
+    def chain(depth):
+        return keras.Sequential([keras.Input((4,))] + [keras.layers.Dense(4)
+                                                       for _ in range(depth)])
+
+    assert _deep_network_advice(chain(DEEP - 1)) == ""
+    assert _deep_network_advice(chain(DEEP)) == (
+        f" ({DEEP} weighted layers: He et al. 2015 trained ResNet-110 and ResNet-1202 at 0.01 "
+        "until the training error fell below 80%, about 400 steps, then at 0.1; start with a "
+        "tenth of the rate, e.g. --set train.optimizer.sgd.learning_rate=0.01)")

@@ -40,7 +40,8 @@ def check_before_training(spec: Spec, model: keras.Model) -> None:
             _check_constructible(kind, value, container, key)
     if spec.pretrain:
         pretrained_layers(spec, model)
-    _check_loss_fits(spec, model)
+    if spec.data.get("dataset"):  # a spec that names no data is a model to look at, not a run
+        _check_loss_fits(spec, model)
 
 
 def logged_figures(spec: Spec, model: keras.Model) -> list[str]:

@@ -75,17 +75,23 @@ def _untied_decoder(encoder, encoder_input_shape, activation, name):
                                         activation=activation, name=name)
 
 
+MAX_SHOWN = 12  # layer names an error lists
+
+
 def pretrained_layers(spec, model: keras.Model) -> list[str]:
     """The layers `pretrain.layers` names (names or patterns such as hidden*), bottom-up, each
     checked to be a Dense or Conv2D layer of the model."""
     patterns = spec.pretrain["layers"]
-    everything = [layer.name for layer in model.layers]
+    everything = [layer.name for layer in model.layers
+                  if not isinstance(layer, keras.layers.InputLayer)]
     names = []
     for index, pattern in enumerate(patterns):
         matches = [name for name in everything if fnmatch.fnmatchcase(name, pattern)]
         if not matches:
+            shown = ", ".join(everything[:MAX_SHOWN]) + (" ..." if len(everything) > MAX_SHOWN
+                                                         else "")
             raise patterns.error(index, f"no layer of the model matches '{pattern}'"
-                                        f"{suggest(pattern, everything)}")
+                                        f"{suggest(pattern, everything)}; its layers: {shown}")
         for name in matches:
             layer = model.get_layer(name)
             if not isinstance(layer, (keras.layers.Dense, keras.layers.Conv2D)):

@@ -65,7 +65,7 @@ class Number(Type):
                  below: bool = False, above: bool = False, example: float | None = None):
         self.low, self.high, self.below, self.above = low, high, below, above
         lower = f"{'above' if above else 'from'} {low:g}" if low is not None else ""
-        upper = f"{'below' if below else 'to'} {high:g}" if high is not None else ""
+        upper = f"to {'below ' if below else ''}{high:g}" if high is not None else ""
         if lower and upper:
             self.words = f"a number {lower} {upper}"
         elif lower:
