@@ -118,6 +118,15 @@ MISTAKES = (
             LENET + "train: {optimizer: {sgd: {nesterov: 'yes'}}}\n",
             "SPEC:2:37: train.optimizer.sgd.nesterov: SGD's argument 'nesterov' takes true or "
             "false, received the string 'yes'", "load"),
+    Mistake("a step schedule's epochs out of order",
+            LENET + "train: {schedule: {step: {epochs: [15, 10]}}}\n",
+            "SPEC:2:40: train.schedule.step.epochs[1]: expected epochs in increasing order, "
+            "received 10 after 15", "load"),
+    Mistake("accuracy asked of an autoencoder",
+            f"extends: {ROOT / 'specs' / 'autoencoder.yaml'}\ntrain: {{metrics: [accuracy]}}\n",
+            "SPEC:2:18: train.metrics: accuracy and top5 compare predicted classes with labels; "
+            "with target: input the run measures the loss alone, so leave metrics out",
+            "preflight"),
     Mistake("a threads count of zero", LENET + "train: {threads: 0}\n",
             "SPEC:2:18: train.threads: expected auto or a number of threads from 1 to 1,024, "
             "received the integer 0", "load"),
@@ -220,6 +229,10 @@ MISTAKES = (
             DIGITS + "    - dropout: {rate: 50}\n",
             "SPEC:5:17: model.layers[1].dropout.rate: layer 'dropout': Dropout's argument "
             "'rate' takes a number from 0 to below 1, received the integer 50", "build"),
+    Mistake("a layer without its required argument",
+            DIGITS + "    - dense: {activation: relu}\n",
+            "SPEC:5:7: model.layers[1].dense: layer 'dense': Dense needs the argument 'units'",
+            "build"),
     Mistake("a misspelt initializer",
             DIGITS + "    - dense: {units: 10, kernel_initializer: he_normall}\n",
             "SPEC:5:26: model.layers[1].dense.kernel_initializer: layer 'dense': unknown "

@@ -7,7 +7,8 @@ import sys
 import keras
 
 from zoo.graph import Graph, LayerNode, expand
-from zoo.names import Refused, argument_object, check_arguments, check_dtype, first_lines
+from zoo.names import (Refused, argument_object, check_arguments, check_dtype, first_lines,
+                       missing_arguments)
 from zoo.source import SpecError
 from zoo.spec import Spec, load_spec
 
@@ -58,6 +59,9 @@ def _construct(node: LayerNode, float32: bool = False) -> keras.layers.Layer:
     """The node's layer; `float32`: computing in float32 unless the spec names a dtype."""
     try:
         check_arguments(node.layer_class, node.kwargs)
+        missing = missing_arguments(node.layer_class, node.kwargs)
+        if missing:
+            raise Refused(f"{node.layer_class.__name__} needs the argument '{missing[0]}'")
         if "dtype" in node.kwargs:
             check_dtype(node.kwargs["dtype"], policies=True)
         kwargs = {key: argument_object(key, value) for key, value in node.kwargs.items()}

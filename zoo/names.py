@@ -166,10 +166,13 @@ def refused_layer_reason(name: str) -> str | None:
 def signature(cls: type) -> dict | None:
     """Keyword argument -> its default (inspect.Parameter.empty when required) that the
     class's constructors take, walking up to the class that ends the walk; None when a
-    constructor passes unknown arguments on to something this cannot see."""
+    constructor passes unknown arguments on to something this cannot see. Only the class's
+    own constructor makes an argument required: a parent's required ones (Conv2D's parent
+    needs `rank`) are given by the class itself."""
     bases = {keras.layers.Layer} | {_base_class(kind) for kind in KINDS}
-    accepted = {name: inspect.Parameter.empty for name in BASE_LAYER_ARGUMENTS} \
+    accepted = {name: None for name in BASE_LAYER_ARGUMENTS} \
         if issubclass(cls, keras.layers.Layer) else {}
+    own = True
     for klass in cls.__mro__:
         init = klass.__dict__.get("__init__")
         if init is None:
@@ -178,7 +181,10 @@ def signature(cls: type) -> dict | None:
         for parameter in parameters:
             if parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY) \
                     and parameter.name != "self":
-                accepted.setdefault(parameter.name, parameter.default)
+                required = parameter.default is inspect.Parameter.empty
+                accepted.setdefault(parameter.name, None if required and not own
+                                    else parameter.default)
+        own = False
         takes_more = any(p.kind == p.VAR_KEYWORD for p in parameters)
         if klass in bases or not takes_more:
             return accepted
@@ -255,7 +261,7 @@ def missing_arguments(cls: type, kwargs: dict, supplied=()) -> list:
     """The required arguments of `cls` that neither `kwargs` nor `supplied` give."""
     accepted = signature(cls) or {}
     return [name for name, default in accepted.items() if default is inspect.Parameter.empty
-            and name not in kwargs and name not in supplied and name not in BASE_LAYER_ARGUMENTS]
+            and name not in kwargs and name not in supplied]
 
 
 def object_kind(argument: str) -> str | None:

@@ -47,6 +47,10 @@ def check_before_training(spec: Spec, model: keras.Model) -> None:
 def logged_figures(spec: Spec, model: keras.Model) -> list[str]:
     """The figures each epoch logs, on the training and the validation data (val_)."""
     if spec.train["target"] != "label":
+        if spec.train.get("metrics"):
+            raise spec.train.error("metrics", "accuracy and top5 compare predicted classes with "
+                                              "labels; with target: input the run measures the "
+                                              "loss alone, so leave metrics out")
         measured = ["loss"]
     else:
         classes = model.outputs[0].shape[-1] or 0

@@ -206,6 +206,14 @@ KERAS_SCHEDULE = KerasObject("schedule", "learning-rate schedule", "cosine_decay
                              supplied=("initial_learning_rate",))
 
 
+def _increasing_epochs(step: Mapping) -> None:
+    epochs = step["epochs"]
+    for index in range(1, len(epochs)):
+        if epochs[index] <= epochs[index - 1]:
+            raise epochs.error(index, f"expected epochs in increasing order, received "
+                                      f"{epochs[index]} after {epochs[index - 1]}")
+
+
 def _one_noise(noise: Mapping) -> None:
     given = [key for key in ("masking", "gaussian") if noise.get(key) is not None]
     if len(given) > 1:
@@ -295,7 +303,8 @@ STEP = Table("train.schedule.step", (
     Key("epochs", ListOf(POSITIVE, "a non-empty list of epoch numbers", min_items=1), REQUIRED,
         "the epochs at whose start the rate is multiplied by `factor`"),
     Key("factor", Number(0, above=True, example=0.1), 0.1, "the multiplier"),
-), "multiply the learning rate at the start of given epochs", example={"epochs": [2]})
+), "multiply the learning rate at the start of given epochs", example={"epochs": [2]},
+    checks=(_increasing_epochs,))
 
 PLATEAU = Table("train.schedule.plateau", (
     Key("monitor", Monitor(), "val_loss", "the figure watched (a name the run logs)"),
