@@ -153,7 +153,7 @@ class _Evaluator:
                 and isinstance(left, int) and isinstance(right, int):
             result = int(result)  # 256 / 2 is a layer width, not 128.0
         if isinstance(result, str) and len(result) > MAX_STRING_LENGTH:
-            raise ExpressionError(f"the string is longer than {MAX_STRING_LENGTH} characters")
+            raise ExpressionError(f"the string is longer than {MAX_STRING_LENGTH:,} characters")
         if isinstance(result, int) and abs(result) > MAX_INTEGER:
             raise ExpressionError(f"'{ast.unparse(node)}' is larger than any size, count or seed "
                                   f"a spec can use (at most {MAX_INTEGER:,})")

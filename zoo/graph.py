@@ -248,10 +248,13 @@ class _Expander:
 
     def expand_block(self, kind: str, args: Mapping, scope: _Scope, inputs):
         definition = self._block_definition(kind)
-        if kind in self.block_stack or len(self.block_stack) >= MAX_BLOCK_NESTING:
-            chain = " -> ".join([*self.block_stack, kind])
+        chain = " -> ".join([*self.block_stack, kind])
+        if kind in self.block_stack:
             raise SpecError(args.location, args.path, f"block '{kind}' uses itself ({chain}); "
                                                       "blocks cannot be recursive")
+        if len(self.block_stack) >= MAX_BLOCK_NESTING:
+            raise SpecError(args.location, args.path, f"blocks nest more than "
+                                                      f"{MAX_BLOCK_NESTING} deep ({chain})")
         params = definition.get("params") or Mapping(path=definition.child_path("params"))
         given = {key: plain(value) for key, value in args.items() if key not in RESERVED_ARGS}
         for key in given:

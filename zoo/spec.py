@@ -100,9 +100,12 @@ def _load_document(file: str, chain: tuple = (), text: str | None = None) -> Map
         return document
     base_file = os.path.normpath(os.path.join(os.path.dirname(file), Text().check(
         base_name, document, "extends")))
-    if base_file in chain or base_file == file or len(chain) >= MAX_EXTENDS_DEPTH:
+    if base_file in chain or base_file == file:
         cycle = " -> ".join((*chain, file, base_file))
         raise document.error("extends", f"specs extend each other in a cycle: {cycle}")
+    if len(chain) >= MAX_EXTENDS_DEPTH:
+        raise document.error("extends", f"more than {MAX_EXTENDS_DEPTH} bases, one over "
+                                        f"another: {' -> '.join((*chain, file, base_file))}")
     if not _is_file(base_file):
         shown = base_file if len(base_file) <= 80 else base_file[:77] + "..."
         raise document.error("extends", f"the base spec '{shown}' does not exist "
@@ -125,7 +128,7 @@ def apply_override(document: Mapping, assignment: str) -> None:
         raise SpecError(Location(origin, 1, 1), "extends", "a base spec is merged when the file "
                         "is read, before --set applies, so --set cannot change it; write a "
                         "spec that extends the base you want (a variant is a few lines)")
-    value = parse_yaml(text, origin)
+    value = parse_yaml(text, origin, dotted)
     parts = re.findall(r"[\w-]+|\[\d+\]", dotted)
     container = document
     for depth, part in enumerate(parts):
