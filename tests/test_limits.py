@@ -154,16 +154,12 @@ def test_string_length(write_spec):
 
 
 @edge("`data.augment.pad_crop`")
-def test_pad_crop(write_spec):
-    taken(write_spec, MODEL, [f"data.augment.pad_crop={MAX_PAD}"])
-    assert refused(write_spec, MODEL, [f"data.augment.pad_crop={MAX_PAD + 1}"]) == (
-        "--set data.augment.pad_crop:1:1: data.augment.pad_crop: expected at most 1,000, "
-        "received 1,001")
-
-
 @edge("`train.threads`")
-def test_threads(write_spec):
-    taken(write_spec, MODEL, [f"train.threads={MAX_THREADS}"])
-    assert refused(write_spec, MODEL, [f"train.threads={MAX_THREADS + 1}"]) == (
-        "--set train.threads:1:1: train.threads: expected auto or a number of threads from 1 "
-        "to 1,024, received the integer 1025")
+@pytest.mark.parametrize("key, most, expected", [
+    ("data.augment.pad_crop", MAX_PAD, "expected at most 1,000, received 1,001"),
+    ("train.threads", MAX_THREADS, "expected auto or a number of threads from 1 to 1,024, "
+                                   "received the integer 1025")])
+def test_largest_value_of_a_key(write_spec, key, most, expected):
+    taken(write_spec, MODEL, [f"{key}={most}"])
+    assert refused(write_spec, MODEL, [f"{key}={most + 1}"]) == (
+        f"--set {key}:1:1: {key}: {expected}")

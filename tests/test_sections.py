@@ -8,7 +8,8 @@ import json
 import pytest
 
 import zoo
-from zoo.sections import LIMITS, MODEL, REQUIRED, TABLES, TOP, Section
+from zoo.sections import LIMITS, MODEL, TABLES, TOP
+from zoo.tables import REQUIRED, Section
 from zoo.source import describe, plain
 
 BASE = """\

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from zoo.expressions import substitute
 from zoo.names import (Refused, check_dtype, default_layer_name, layer_class, refused_layer_reason,
                        registry, resolve)
-from zoo.sections import (MAX_BLOCK_NESTING, MAX_LAYERS, MAX_REPEAT, check_keys,
-                          check_mapping)
+from zoo.sections import MAX_BLOCK_NESTING, MAX_LAYERS, MAX_REPEAT
+from zoo.tables import check_keys, check_mapping
 from zoo.source import Location, Mapping, Sequence, SpecError, describe, plain, suggest
 from zoo.spec import Spec
 from zoo.values import Integer

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import json
 
-from zoo.sections import LIMITS, REQUIRED, TABLES, TOP, Key, Section, Table, table_schema
+from zoo.sections import LIMITS, TABLES, TOP
+from zoo.tables import REQUIRED, Key, Section, Table, table_schema
 from zoo.files import replace_between
 
 

@@ -14,7 +14,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from zoo.sections import MAX_EXTENDS_DEPTH, TOP, Schedule, Section, Table, check_table
+from zoo.sections import MAX_EXTENDS_DEPTH, TOP, Schedule
+from zoo.tables import Section, Table, check_table
 from zoo.source import (Location, Mapping, Sequence, SpecError, describe, load_yaml_file,
                         parse_yaml, repath, suggest)
 from zoo.values import KerasObject, Text
