@@ -237,3 +237,11 @@ def test_text_interpolation(write_spec):
           layers: [{dense: {units: 2, name: "conv${stage}_out"}}]
     """))
     assert model.layers[-1].name == "conv3_out"
+
+
+def test_numbers_are_read_as_yaml_1_2_reads_them():
+    from zoo.source import parse_yaml
+
+    text = "a: 1e-3\nb: -2E+4\nc: 0o17\nd: 1.0e-3\ne: 1e\nf: 10_000\n"
+    assert parse_yaml(text, "x") == {"a": 0.001, "b": -20000.0, "c": 15, "d": 0.001,
+                                     "e": "1e", "f": 10000}

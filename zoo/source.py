@@ -26,13 +26,15 @@ MAX_INTEGER = 2**63 - 1  # TensorFlow's int64; Python's str() of an int fails pa
 
 
 class SpecLoader(yaml.SafeLoader):
-    """YAML's safe loader, reading numbers as YAML 1.2 does: `1e-3` is the number 0.001 (YAML
-    1.1, which PyYAML follows, needs a dot, `1.0e-3`, and reads `1e-3` as a string)."""
+    """YAML's safe loader, reading numbers as YAML 1.2 does: `1e-3` is the number 0.001 and
+    `0o17` the octal 15 (YAML 1.1, which PyYAML follows, reads both as strings: its floats
+    need a dot, `1.0e-3`)."""
 
 
 SpecLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
     re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789"))
+SpecLoader.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^0o[0-7]+$"), ["0"])
 
 
 @dataclass(frozen=True)
