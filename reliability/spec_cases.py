@@ -72,14 +72,17 @@ def warm_up() -> None:
 
 
 def try_spec(path: Path, build: bool = True, seconds: int = CASE_SECONDS) -> tuple[str, str]:
-    """(outcome, detail) of loading (and building) one spec file; outcome is in OUTCOMES."""
+    """(outcome, detail) of loading (and building and checking, as --dry-run does) one spec
+    file; outcome is in OUTCOMES."""
     import zoo
 
     try:
         with time_limit(seconds):
             spec = zoo.load_spec(str(path))
-            if build:
-                zoo.build_model(spec)
+            if build:  # and every check --dry-run makes against the built model
+                from zoo.preflight import check_before_training
+
+                check_before_training(spec, zoo.build_model(spec))
     except CaseTimeout as exc:
         return "timeout", str(exc)
     except zoo.SpecError as exc:
