@@ -27,17 +27,6 @@ def in_memory_batches(model: keras.Model, batch_size: int) -> tf.data.Dataset:
     return without_autotuning(tf.data.Dataset.from_tensors((images, labels)).repeat())
 
 
-def with_stock_keras_layers(model: keras.Model) -> keras.Model:
-    """The same network built from Keras's own layers only (Keras's BatchNormalization and
-    Conv2D in place of the zoo's faster ones): what a user writing the model by hand would
-    train."""
-    from zoo.layers import FASTER
-
-    stock = {zoo_class: keras_class for keras_class, zoo_class in FASTER.items()}
-    return keras.models.clone_model(model, clone_function=lambda layer: stock.get(
-        type(layer), type(layer)).from_config(layer.get_config()))
-
-
 def keras_fit(model: keras.Model, batch_size: int, steps: int) -> float:
     """Images per second of `model.fit` with Keras's defaults, as a user would write it."""
     model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),

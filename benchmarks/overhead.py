@@ -58,7 +58,8 @@ def graph_digest(model) -> str:
 
 def measure(side: str, image, batch, steps, build_depth) -> dict:
     image, batch, steps, build_depth = int(image), int(batch), int(steps), int(build_depth)
-    from benchmarks.measure import inference, keras_fit, with_stock_keras_layers
+    from benchmarks.measure import inference, keras_fit
+    from zoo.layers import with_stock_keras_layers
 
     began = time.perf_counter()
     build(side, build_depth, 224)

@@ -38,7 +38,8 @@ def measure(side: str, spec: str, image, batch, steps,
     (benchmarks/profile_training.py profiles them)."""
     image, batch, steps = int(image), int(batch), int(steps)
     import zoo
-    from benchmarks.measure import keras_fit, with_stock_keras_layers, zoo_loop
+    from benchmarks.measure import keras_fit, zoo_loop
+    from zoo.layers import with_stock_keras_layers
     from zoo.devices import choose_precision, dtype_policy
     from zoo.macs import model_macs
     from zoo.summary import parameter_counts

@@ -38,7 +38,7 @@ CASES = {
     "unknown top-level key": (
         "modle:\n  inputs: {}\n",
         "spec.yaml:1:1: modle: unknown key 'modle' (did you mean 'model'?); valid keys here: "
-        "extends, description, family, model, data, pretrain, train, export, expect"),
+        "extends, description, family, model, data, init, pretrain, train, export, expect"),
     "missing model": (
         "train: {epochs: 3}\n",
         "spec.yaml:1:1: a spec needs a 'model' entry"),

@@ -4,6 +4,7 @@ the key's name is an error that suggests it, and null is the key's default. A ke
 table is tested here without a new test."""
 
 import json
+import re
 
 import pytest
 
@@ -33,18 +34,23 @@ def yaml_value(value) -> str:
 
 
 def context(table) -> list:
-    """--set assignments that make the table's mapping exist, with its required keys."""
+    """--set assignments that make the table's mapping exist, with its required keys; a
+    table of list items (train.stages[]) is the first item of a list."""
     parts = table.path.split(".") if table.path else []
     assignments = []
     for depth in range(1, len(parts) + 1):
         prefix = ".".join(parts[:depth])
-        if prefix in TABLES_BY_PATH and TABLES_BY_PATH[prefix].example:
-            assignments.append(f"{prefix}={yaml_value(TABLES_BY_PATH[prefix].example)}")
+        example = TABLES_BY_PATH[prefix].example if prefix in TABLES_BY_PATH else None
+        if prefix.endswith("[]"):
+            assignments.append(f"{prefix[:-2]}={yaml_value([example or {}])}")
+        elif example:
+            assignments.append(f"{prefix}={yaml_value(example)}")
     return assignments
 
 
 def dotted(table, name) -> str:
-    return f"{table.path}.{name}" if table.path else name
+    path = table.path.replace("[]", "[0]")
+    return f"{path}.{name}" if path else name
 
 
 def load(write_spec, table, *assignments):
@@ -53,8 +59,11 @@ def load(write_spec, table, *assignments):
 
 def resolved(spec, table, name):
     value = spec.document
-    for part in dotted(table, name).split("."):
-        value = value.get(part) if value is not None else None
+    for part in re.findall(r"[^.\[\]]+|\[\d+\]", dotted(table, name)):
+        if part.startswith("["):
+            value = value[int(part[1:-1])]
+        else:
+            value = value.get(part) if value is not None else None
     return plain(value)
 
 
@@ -115,5 +124,5 @@ def test_every_table_has_a_documented_key_of_each_name():
     for table in TABLES:
         names = [key.name for key in table.keys]
         assert len(names) == len(set(names)), table.path
-        assert all(key.doc for key in table.keys if table.path != "pretrain.head"), table.path
+        assert all(key.doc for key in table.keys), table.path
     assert len(LIMITS) == len({what for what, _, _ in LIMITS})

@@ -42,10 +42,12 @@ def summary(args) -> int:
     from zoo.preflight import check_before_training
     from zoo.spec import load_spec
     from zoo.summary import check_expectations, layer_table, settings
+    from zoo.weights import initial_weights
 
     spec = load_spec(args.spec, args.overrides)
     model = build_model(spec)
     check_before_training(spec, model)
+    start_from = initial_weights(spec, model)
     print(f"{spec.name} ({spec.file})")
     if spec.description:
         print(" ".join(spec.description.split()))
@@ -53,6 +55,8 @@ def summary(args) -> int:
     print(layer_table(model))
     print()
     print(settings(spec))
+    if start_from:
+        print(start_from.report())
     if not spec.expect:
         return EXIT_OK
     if spec.model_changed:

@@ -31,6 +31,7 @@ import yaml
 from zoo.data import DataInfo, preprocess
 from zoo.plots import plot_training_curves
 from zoo.files import fsync_tree, write_failure
+from zoo.layers import with_stock_keras_layers
 from zoo.source import SpecError, plain
 from zoo.spec import Spec
 
@@ -123,7 +124,9 @@ def _write_version(directory, spec, model, info: DataInfo, history, metrics, dat
     archive.add_endpoint("serving_default", serve)
     archive.add_endpoint("preprocess", preprocessed)
     archive.write_out(directory, verbose=False)
-    model.save(os.path.join(directory, "model.keras"))
+    # Keras's own layers where the zoo's are only faster, so model.keras loads with Keras
+    # alone (the zoo's LRN and ChannelPadding, which Keras lacks, need `import zoo.layers`)
+    with_stock_keras_layers(model).save(os.path.join(directory, "model.keras"))
     with open(os.path.join(directory, "spec.yaml"), "w") as handle:
         yaml.safe_dump(plain(spec.document), handle, sort_keys=False)
     with open(os.path.join(directory, "labels.txt"), "w") as handle:

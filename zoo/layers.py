@@ -155,3 +155,15 @@ class Conv2D(keras.layers.Conv2D):
 ZOO_LAYERS = (LocalResponseNormalization, ChannelPadding, BatchNormalization, Conv2D)
 # The zoo's layers that replace a Keras layer of the same name and arguments.
 FASTER = {keras.layers.BatchNormalization: BatchNormalization, keras.layers.Conv2D: Conv2D}
+
+
+def with_stock_keras_layers(model: keras.Model) -> keras.Model:
+    """The same network, weights included, with Keras's own BatchNormalization and Conv2D in
+    place of the zoo's faster ones (same arguments, same weights): what a user writing the
+    model by hand would have, and what loads where the zoo is not installed. The layers Keras
+    lacks (LocalResponseNormalization, ChannelPadding) stay the zoo's."""
+    stock = {zoo_class: keras_class for keras_class, zoo_class in FASTER.items()}
+    clone = keras.models.clone_model(model, clone_function=lambda layer: stock.get(
+        type(layer), type(layer)).from_config(layer.get_config()))
+    clone.set_weights(model.get_weights())
+    return clone

@@ -18,8 +18,8 @@ from zoo.pretrain import pretrained_layers
 from zoo.sections import TOP, walk
 from zoo.source import suggest
 from zoo.spec import Spec
-from zoo.training import call_parts, make_loss
-from zoo.values import KerasObject, LayerName, Monitor, refused_error
+from zoo.training import call_parts, layers_matching, make_loss
+from zoo.values import KerasObject, LayerName, LayerPatterns, Monitor, refused_error
 
 
 def check_before_training(spec: Spec, model: keras.Model) -> None:
@@ -38,6 +38,8 @@ def check_before_training(spec: Spec, model: keras.Model) -> None:
                                        f"{suggest(value, layers)}")
         if isinstance(kind, KerasObject):
             _check_constructible(kind, value, container, key)
+        if isinstance(kind, LayerPatterns):
+            layers_matching(model, value)
     if spec.pretrain:
         pretrained_layers(spec, model)
     if spec.data.get("dataset"):  # a spec that names no data is a model to look at, not a run

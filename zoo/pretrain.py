@@ -18,14 +18,11 @@ on its own after an interruption.
 
 from __future__ import annotations
 
-import fnmatch
-
 import keras
 from keras import ops
 
-from zoo.source import suggest
 from zoo.pipeline import Splits
-from zoo.training import Phase
+from zoo.training import Phase, layers_matching, train_phases
 
 
 class MaskingNoise(keras.layers.Layer):
@@ -75,29 +72,17 @@ def _untied_decoder(encoder, encoder_input_shape, activation, name):
                                         activation=activation, name=name)
 
 
-MAX_SHOWN = 12  # layer names an error lists
-
-
 def pretrained_layers(spec, model: keras.Model) -> list[str]:
     """The layers `pretrain.layers` names (names or patterns such as hidden*), bottom-up, each
     checked to be a Dense or Conv2D layer of the model."""
     patterns = spec.pretrain["layers"]
-    everything = [layer.name for layer in model.layers
-                  if not isinstance(layer, keras.layers.InputLayer)]
-    names = []
+    names = layers_matching(model, patterns)
     for index, pattern in enumerate(patterns):
-        matches = [name for name in everything if fnmatch.fnmatchcase(name, pattern)]
-        if not matches:
-            shown = ", ".join(everything[:MAX_SHOWN]) + (" ..." if len(everything) > MAX_SHOWN
-                                                         else "")
-            raise patterns.error(index, f"no layer of the model matches '{pattern}'"
-                                        f"{suggest(pattern, everything)}; its layers: {shown}")
-        for name in matches:
+        for name in layers_matching(model, patterns[index:index + 1]):
             layer = model.get_layer(name)
             if not isinstance(layer, (keras.layers.Dense, keras.layers.Conv2D)):
                 raise patterns.error(index, f"'{name}' is a {type(layer).__name__}; greedy "
                                             "pretraining takes Dense or Conv2D layers")
-        names += [name for name in matches if name not in names]
     return names
 
 
@@ -128,12 +113,13 @@ def phases(spec, model: keras.Model, labeled: Splits, unlabeled: Splits) -> list
     everything = {layer.name for layer in model.layers}
     options = spec.pretrain
     if not options:
-        return [Phase("train", spec.name, dict(spec.train), model, everything, labeled)]
+        return train_phases(spec, model, labeled)
     names = pretrained_layers(spec, model)
     seed = options["seed"] if options.get("seed") is not None else spec.train["seed"]
     # A stage trains like any phase; what is not the pretraining's own comes from `train`.
     stage_section = {**dict(spec.train), "schedule": None, "early_stopping": None,
                      "metrics": None, "weight_decay": 0.0, "target": "codes", "seed": seed,
+                     "steps_per_epoch": None, "stages": None, "freeze": None,
                      **{key: options[key] for key in ("epochs", "batch_size", "optimizer",
                                                       "loss")}}
     result, below = [], set()
@@ -148,5 +134,4 @@ def phases(spec, model: keras.Model, labeled: Splits, unlabeled: Splits) -> list
                                    if value is not None}}
     result.append(Phase("head", "classifier (encoder frozen)", head, model,
                         everything - below - set(names), labeled))
-    result.append(Phase("finetune", "fine-tuning", dict(spec.train), model, everything, labeled))
-    return result
+    return result + train_phases(spec, model, labeled, "finetune", "fine-tuning")

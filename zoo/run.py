@@ -29,6 +29,7 @@ from zoo.pretrain import phases
 from zoo.source import SpecError, plain
 from zoo.spec import Spec, load_spec, spec_from_text
 from zoo.training import run_phases, stop_between_steps_on_ctrl_c
+from zoo.weights import initial_weights
 
 
 @dataclass
@@ -92,7 +93,11 @@ def train(spec, *, overrides=(), output: str = "exports", strategy: str | None =
             model = build_model(spec)
         check_model_fits_data(spec, model, info)
         check_before_training(spec, model)  # outside the scope: it makes throwaway objects
+        start_from = initial_weights(spec, model)
         with distribution.scope():
+            if start_from:
+                start_from.apply(model)
+                log(start_from.report())
             steps = phases(spec, model, labeled, unlabeled)
         with stop_between_steps_on_ctrl_c():
             histories = run_phases(steps, model, distribution, checkpoints,

@@ -91,6 +91,13 @@ def _increasing_epochs(step: Mapping) -> None:
                                       f"{epochs[index]} after {epochs[index - 1]}")
 
 
+def _freeze_once(train: Mapping) -> None:
+    if train.get("freeze") is not None and train.get("stages") is not None:
+        raise train.key_error("freeze", "with stages, each stage says what it freezes "
+                                        "(train.stages[i].freeze); train.freeze would be "
+                                        "ambiguous")
+
+
 def _one_noise(noise: Mapping) -> None:
     given = [key for key in ("masking", "gaussian") if noise.get(key) is not None]
     if len(given) > 1:
@@ -191,6 +198,20 @@ PLATEAU = Table("train.schedule.plateau", (
 
 EPOCH_SCHEDULES = {"step": STEP, "plateau": PLATEAU}
 
+STAGE = Table("train.stages[]", (
+    Key("epochs", POSITIVE, None, "epochs of this stage", "train's"),
+    Key("freeze", LayerPatterns(), None, "layers that keep their weights in this stage "
+        "(BatchNormalization among them runs in inference mode)", "none"),
+    Key("optimizer", KerasObject("optimizer", "optimizer", "sgd"), None,
+        "this stage's optimizer (a lower rate to fine-tune)", "train's"),
+    Key("schedule", Schedule(), None, "this stage's learning-rate schedule", "train's"),
+    Key("batch_size", POSITIVE, None, "this stage's batch size", "train's"),
+    Key("weight_decay", Number(0, example=1e-4), None, "this stage's weight decay", "train's"),
+    Key("early_stopping", Section(EARLY_STOPPING, optional=True), None,
+        "this stage's early stopping", "train's"),
+), "one stage of a recipe in stages: train's settings, changed where the stage says",
+    elsewhere=IN_OPTIMIZER)
+
 TRAIN = Table("train", (
     Key("batch_size", POSITIVE, 32, "the global batch, over all devices and machines"),
     Key("epochs", POSITIVE, 10, "passes over the training split"),
@@ -210,6 +231,11 @@ TRAIN = Table("train", (
     Key("seed", Integer(), 0, "initial weights, shuffling, augmentation"),
     Key("early_stopping", Section(EARLY_STOPPING, optional=True), None,
         "stop when `monitor` has not improved for `patience` epochs", "none"),
+    Key("freeze", LayerPatterns(), None, "layers that keep their weights (names or patterns; "
+        "BatchNormalization among them runs in inference mode, as Keras fine-tunes)", "none"),
+    Key("stages", ListOf(Section(STAGE), "a non-empty list of stages", min_items=1), None,
+        "train in stages, one after another, each with its own epochs, frozen layers and "
+        "optimizer (e.g. the head alone, then everything at a lower rate)", "one stage"),
     Key("target", Choice("label", "input"), "label",
         "`input`: learn to reproduce the input (autoencoders)"),
     Key("precision", Choice("auto", "float32", "mixed_bfloat16", "mixed_float16"), "auto",
@@ -219,7 +245,7 @@ TRAIN = Table("train", (
     Key("threads", Either(Choice("auto"), Integer(1, MAX_THREADS), words="auto or a number "
         f"of threads from 1 to {MAX_THREADS:,}"), "auto", "TensorFlow's intra-op and inter-op "
         "pools get this many threads each (train on N cores of a shared machine)"),
-), "how to train", elsewhere={**IN_OPTIMIZER, **IN_DATA})
+), "how to train", elsewhere={**IN_OPTIMIZER, **IN_DATA}, checks=(_freeze_once,))
 
 NOISE = Table("pretrain.noise", (
     Key("masking", Number(0, 1, below=True, example=0.2), None,
@@ -228,12 +254,26 @@ NOISE = Table("pretrain.noise", (
 ), "how a stage corrupts its input: one kind at most", checks=(_one_noise,))
 
 HEAD = Table("pretrain.head", (
-    Key("epochs", POSITIVE, None, "", "train's"),
-    Key("batch_size", POSITIVE, None, "", "train's"),
-    Key("optimizer", KerasObject("optimizer", "optimizer", "sgd"), None, "", "train's"),
-    Key("schedule", Schedule(), None, "", "train's"),
+    Key("epochs", POSITIVE, None, "epochs of the head phase", "train's"),
+    Key("batch_size", POSITIVE, None, "its batch size", "train's"),
+    Key("optimizer", KerasObject("optimizer", "optimizer", "sgd"), None, "its optimizer",
+        "train's"),
+    Key("schedule", Schedule(), None, "its learning-rate schedule", "train's"),
 ), "the phase that trains the rest of the network with the pretrained layers frozen",
     elsewhere=IN_OPTIMIZER)
+
+INIT = Table("init", (
+    Key("from", Text("exports/lenet/1"), REQUIRED, "an export (`exports/lenet/1`, or "
+        "`exports/lenet` for its newest version), a `.keras` file, a Keras weights file "
+        "(`.weights.h5`) or a legacy `.h5` weights file as keras.applications ships; relative "
+        "to the working folder"),
+    Key("layers", LayerPatterns(), None, "load only these layers (names or patterns)", "all"),
+    Key("rename", NameMap(LayerName(), "a mapping of the source's layer names to this "
+                                       "model's"), None,
+        "the source's layer `key` loads into this model's layer `value`"),
+    Key("strict", Boolean(), False, "every layer must load and every layer of the source be "
+        "used; otherwise a mismatch only starts that layer fresh"),
+), "the weights training starts from, matched by layer name", example={"from": "model.keras"})
 
 PRETRAIN = Table("pretrain", (
     Key("layers", LayerPatterns(), REQUIRED,
@@ -313,6 +353,8 @@ TOP = Table("", (
     Key("family", Text("CNN"), None, "the group `zoo list` shows, e.g. ResNet"),
     Key("model", Section(MODEL), REQUIRED, "the network"),
     Key("data", Section(DATA), None, "the dataset and its preprocessing", "each key's default"),
+    Key("init", Section(INIT, optional=True), None, "the weights training starts from",
+        "random (each layer's initializer)"),
     Key("pretrain", Section(PRETRAIN, optional=True), None, "greedy layer-wise pretraining "
         "before `train`", "none"),
     Key("train", Section(TRAIN), None, "how to train", "each key's default"),
@@ -322,5 +364,5 @@ TOP = Table("", (
 ), elsewhere={**IN_TRAIN, **IN_DATA, **IN_MODEL})
 
 # Every table, in the order the reference documents them.
-TABLES = (TOP, MODEL, DATA, PREPROCESS, AUGMENT, TRAIN, EARLY_STOPPING, STEP, PLATEAU,
-          PRETRAIN, NOISE, HEAD, EXPORT, EXPECT)
+TABLES = (TOP, MODEL, DATA, PREPROCESS, AUGMENT, TRAIN, EARLY_STOPPING, STEP, PLATEAU, STAGE,
+          INIT, PRETRAIN, NOISE, HEAD, EXPORT, EXPECT)

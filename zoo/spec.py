@@ -33,6 +33,7 @@ class Spec:
     train: Mapping = field(default_factory=Mapping)
     export: Mapping = field(default_factory=Mapping)
     pretrain: Mapping = field(default_factory=Mapping)
+    init: Mapping = field(default_factory=Mapping)  # the weights training starts from
     expect: Mapping = field(default_factory=Mapping)
     description: str = ""
     family: str = ""  # what `zoo list` groups it under, e.g. ResNet
@@ -180,7 +181,7 @@ def _validated(document: Mapping, file: str, name: str, overrides) -> Spec:
         apply_override(document, assignment)
     check_table(document, TOP)
     sections = {key: document.get(key) or Mapping(location=document.location, path=key)
-                for key in ("model", "data", "train", "export", "pretrain", "expect")}
+                for key in ("model", "data", "train", "export", "pretrain", "init", "expect")}
     return Spec(name=name, file=file, document=document, overrides=tuple(overrides),
                 description=document.get("description") or "",
                 family=document.get("family") or "", **sections)

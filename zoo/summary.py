@@ -86,7 +86,7 @@ def settings(spec: Spec) -> str:
     """The data, training, pretraining and export settings the run will use, the defaults
     filled in (a key the spec leaves out shows its default)."""
     lines = []
-    for section in ("data", "train", "pretrain", "export"):
+    for section in ("data", "train", "pretrain", "init", "export"):
         values = plain(getattr(spec, section))
         if values:
             lines.append(f"{section}: " + ", ".join(f"{key} {_flow(value)}"

@@ -10,6 +10,7 @@ no second code path to keep in step with the first.
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import itertools
 import math
 import os
@@ -27,7 +28,7 @@ from zoo.devices import choose_xla
 from zoo.pipeline import (CHAINED_EPOCHS, Batching, Splits, distribute, evaluation_batches,
                           training_batches)
 from zoo import names
-from zoo.source import normalize_name
+from zoo.source import normalize_name, suggest
 
 
 # --- what the spec asks for ------------------------------------------------------------------
@@ -275,6 +276,27 @@ class Phase:
     splits: Splits
 
 
+def train_phases(spec, model: keras.Model, splits: Splits, name: str = "train",
+                 title: str = "") -> list[Phase]:
+    """The phases of the spec's `train` section: one, or one per stage of `train.stages`, each
+    with `train`'s settings changed where the stage says and its frozen layers fixed."""
+    everything = {layer.name for layer in model.layers}
+
+    def phase(phase_name, phase_title, section):
+        frozen = set(layers_matching(model, section["freeze"])) if section.get("freeze") \
+            else set()
+        return Phase(phase_name, phase_title, section, model, everything - frozen, splits)
+
+    train = dict(spec.train)
+    stages = train.pop("stages", None)
+    if not stages:
+        return [phase(name, title or spec.name, train)]
+    return [phase(f"stage-{number}", f"stage {number}/{len(stages)}",
+                  {**train, "freeze": None,
+                   **{key: value for key, value in stage.items() if value is not None}})
+            for number, stage in enumerate(stages, start=1)]
+
+
 def run_phases(phases: list, model, strategy, checkpoints: str, fingerprint: str, chief: bool,
                log, tensorboard: str | None = None) -> dict:
     """Run each phase in order; a finished phase is skipped and its final weights loaded, so
@@ -293,6 +315,27 @@ def run_phases(phases: list, model, strategy, checkpoints: str, fingerprint: str
         set_trainable(model, {layer.name for layer in model.layers})
         state.complete(model)
     return histories
+
+
+MAX_SHOWN = 12  # layer names an error lists
+
+
+def layers_matching(model: keras.Model, patterns) -> list[str]:
+    """The model's layers whose names match any of `patterns` (a located list of names or
+    patterns such as conv*), in the model's order; a located error for a pattern that
+    matches no layer."""
+    everything = [layer.name for layer in model.layers
+                  if not isinstance(layer, keras.layers.InputLayer)]
+    matched = []
+    for index, pattern in enumerate(patterns):
+        found = [name for name in everything if fnmatch.fnmatchcase(name, pattern)]
+        if not found:
+            shown = ", ".join(everything[:MAX_SHOWN]) + (" ..." if len(everything) > MAX_SHOWN
+                                                         else "")
+            raise patterns.error(index, f"no layer of the model matches '{pattern}'"
+                                        f"{suggest(pattern, everything)}; its layers: {shown}")
+        matched += [name for name in found if name not in matched]
+    return [name for name in everything if name in matched]
 
 
 def set_trainable(model: keras.Model, names: set) -> None:
