@@ -171,3 +171,27 @@ def test_model_keras_loads_with_keras_alone(tmp_path):
     assert loaded.returncode == 0, loaded.stderr
     assert loaded.stdout.split() == ["keras.src.layers.normalization.batch_normalization",
                                      str(zoo.build_model(tmp_path / "base.yaml").count_params())]
+
+
+def test_keras_applications_resnet50_weights_give_the_same_outputs(tmp_path, monkeypatch):
+    """keras.applications' ResNet50 saved as a Keras 3 weights file (matched by type and
+    position) and as the legacy .h5 layout it ships (matched by name), loaded into the
+    layer-for-layer spec: the outputs are Keras's, exactly."""
+    import h5py
+    from keras.src.legacy.saving import legacy_h5_format
+
+    monkeypatch.chdir(tmp_path)
+    keras.utils.set_random_seed(0)
+    reference = keras.applications.ResNet50(weights=None)
+    reference.save_weights("resnet50.weights.h5")
+    with h5py.File("resnet50.h5", "w") as handle:
+        legacy_h5_format.save_weights_to_hdf5_group(handle, reference)
+    images = np.random.default_rng(0).uniform(0, 255, (2, 224, 224, 3)).astype("float32")
+    expected = reference(images, training=False).numpy()
+    for file in ("resnet50.weights.h5", "resnet50.h5"):
+        spec = zoo.load_spec(ROOT / "specs" / "resnet50_keras.yaml", [f"init.from={file}"])
+        model = zoo.build_model(spec)
+        plan = initial_weights(spec, model)
+        assert (len(plan.loaded), plan.skipped, plan.missing, plan.unused) == (107, [], [], [])
+        plan.apply(model)
+        np.testing.assert_array_equal(model(images, training=False).numpy(), expected)

@@ -54,7 +54,7 @@ class InitPlan:
         if self.missing:
             lines.append(f"  started fresh, not in the source: {_named(self.missing)}")
         if self.unused:
-            lines.append(f"  not used, not in this model: {_named(self.unused)}")
+            lines.append(f"  of the source, not used: {_named(self.unused)}")
         return "\n".join(lines)
 
 
