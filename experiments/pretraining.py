@@ -31,7 +31,6 @@ accuracy is recorded. Settings:
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -52,6 +51,7 @@ from zoo.devices import use_threads  # noqa: E402
 from zoo.pretrain import phases  # noqa: E402
 from zoo.pipeline import load_splits  # noqa: E402
 from zoo.training import run_phases  # noqa: E402
+from experiments.report import command_line, mean_and_spread  # noqa: E402
 
 SETTINGS = {
     "classical": {"activation": "sigmoid", "dropout": 0.0, "loss": "binary_crossentropy",
@@ -235,21 +235,14 @@ def table(files) -> str:
         if not pre or not rnd:
             continue
 
-        def cell(values):
-            spread = statistics.stdev(values) if len(values) > 1 else 0.0
-            return f"{statistics.mean(values):.1f} ± {spread:.1f} (n={len(values)})"
-
         gain = statistics.mean(pre) - statistics.mean(rnd)
-        lines.append(f"| {setting} | {depth} | {budget} | {cell(pre)} | {cell(rnd)} | "
+        lines.append(f"| {setting} | {depth} | {budget} | {mean_and_spread(pre)} | "
+                     f"{mean_and_spread(rnd)} | "
                      f"{gain:+.1f} |")
     return "\n".join(lines)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = parser.add_subparsers(dest="command", required=True)
-    runner = commands.add_parser("run", help="run one setting and append results (JSON lines)")
+def add_run_arguments(runner) -> None:
     runner.add_argument("--setting", choices=SETTINGS, required=True)
     runner.add_argument("--out", required=True)
     runner.add_argument("--depths", type=int, nargs="+", default=[1, 3, 7])
@@ -265,14 +258,7 @@ def main():
                         help="the autoencoders' corruption: masking:RATE or gaussian:STDDEV")
     runner.add_argument("--variant", default="",
                         help="a label for a recipe that differs from the setting's default")
-    summary = commands.add_parser("table", help="print the results as a Markdown table")
-    summary.add_argument("files", nargs="+")
-    args = parser.parse_args()
-    if args.command == "run":
-        run(args)
-    else:
-        print(table(args.files))
 
 
 if __name__ == "__main__":
-    main()
+    command_line(__doc__, add_run_arguments, run, table)

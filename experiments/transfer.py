@@ -28,10 +28,8 @@ of epochs:
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -46,6 +44,7 @@ import tensorflow as tf  # noqa: E402
 import zoo  # noqa: E402
 from zoo.data import load_split  # noqa: E402
 from zoo.evaluation import evaluate_export  # noqa: E402
+from experiments.report import command_line, mean_and_spread  # noqa: E402
 
 LENET = Path(__file__).resolve().parents[1] / "specs" / "lenet.yaml"
 SOURCE_CLASSES, TARGET_CLASSES = range(0, 5), range(5, 10)
@@ -131,40 +130,26 @@ def run(args) -> None:
 def table(files) -> str:
     records = [json.loads(line) for file in files for line in Path(file).read_text().splitlines()]
 
-    def cell(values):
-        spread = f" ± {statistics.stdev(values) * 100:.1f}" if len(values) > 1 else ""
-        return f"{statistics.mean(values) * 100:.1f}{spread} (n={len(values)})"
-
     budgets = sorted({record["labels"] for record in records})
     lines = ["| start | " + " | ".join(f"{labels} labels" for labels in budgets) + " |",
              "|---" * (len(budgets) + 1) + "|"]
     for arm in (*ARMS, "source_accuracy"):
         name = "(the source model on its own digits 0-4)" if arm == "source_accuracy" else arm
         lines.append(f"| {name} | " + " | ".join(
-            cell([record[arm] for record in records if record["labels"] == labels])
+            mean_and_spread([record[arm] * 100 for record in records
+                             if record["labels"] == labels])
             for labels in budgets) + " |")
     return "\n".join(lines)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = parser.add_subparsers(dest="command", required=True)
-    running = commands.add_parser("run", help="train the arms, append one line per seed")
+def add_run_arguments(running) -> None:
     running.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     running.add_argument("--epochs", type=int, default=40, help="target epochs, every arm")
     running.add_argument("--per-class", type=int, default=20,
                          help="labelled target images per digit (default: 20, 100 labels)")
     running.add_argument("--source-epochs", type=int, default=10)
     running.add_argument("--out", required=True)
-    tabling = commands.add_parser("table", help="mean and spread over the seeds")
-    tabling.add_argument("files", nargs="+")
-    args = parser.parse_args()
-    if args.command == "run":
-        run(args)
-    else:
-        print(table(args.files))
 
 
 if __name__ == "__main__":
-    main()
+    command_line(__doc__, add_run_arguments, run, table)

@@ -204,6 +204,20 @@ MISTAKES = (
             SDAE + "pretrain: {tied: \"false\"}\n",
             "SPEC:2:18: pretrain.tied: expected true or false, received the string 'false'",
             "load"),
+    # --- starting from weights ----------------------------------------------------------------
+    Mistake("weights from a file that is not there",
+            LENET + "init: {from: exports/lenet/1/model.kera}\n",
+            "SPEC:2:14: init.from: no such file or folder: exports/lenet/1/model.kera (paths "
+            "are relative to the working folder)", "preflight"),
+    Mistake("a frozen layer that is not in the model",
+            LENET + "train: {freeze: [conv1, conv3]}\n",
+            "SPEC:2:25: train.freeze[1]: no layer of the model matches 'conv3' (did you mean "
+            "'conv2' or 'conv1'?); its layers: conv1, pool1, conv2, pool2, flatten, fc1, fc2, "
+            "predictions", "preflight"),
+    Mistake("freeze for the whole run and stages too",
+            LENET + "train:\n  freeze: [conv1]\n  stages: [{epochs: 2}]\n",
+            "SPEC:3:3: train.freeze: with stages, each stage says what it freezes "
+            "(train.stages[i].freeze); train.freeze would be ambiguous", "load"),
     # --- export and expect ------------------------------------------------------------------
     Mistake("an export output naming no layer",
             LENET + "export: {outputs: {probabilities: predictionz}}\n",

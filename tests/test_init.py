@@ -195,3 +195,19 @@ def test_keras_applications_resnet50_weights_give_the_same_outputs(tmp_path, mon
         assert (len(plan.loaded), plan.skipped, plan.missing, plan.unused) == (107, [], [], [])
         plan.apply(model)
         np.testing.assert_array_equal(model(images, training=False).numpy(), expected)
+
+
+@pytest.mark.slow  # a source and four target trainings, each a few epochs
+def test_the_transfer_experiment_runs_and_tabulates(tmp_path):
+    results = tmp_path / "transfer.jsonl"
+    ran = subprocess.run([sys.executable, str(ROOT / "experiments" / "transfer.py"), "run",
+                          "--seeds", "0", "--epochs", "2", "--source-epochs", "1",
+                          "--per-class", "2", "--out", str(results)],
+                         capture_output=True, text=True, timeout=900)
+    assert ran.returncode == 0, ran.stderr
+    (record,) = [json.loads(line) for line in results.read_text().splitlines()]
+    assert record["labels"] == 10 and record["test_images"] == 500
+    assert all(0 <= record[arm] <= 1 for arm in ("scratch", "frozen", "two stages"))
+    table = subprocess.run([sys.executable, str(ROOT / "experiments" / "transfer.py"), "table",
+                            str(results)], capture_output=True, text=True, timeout=300)
+    assert table.stdout.splitlines()[0] == "| start | 10 labels |"
