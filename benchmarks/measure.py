@@ -13,7 +13,8 @@ import tensorflow as tf
 
 from zoo.data import without_autotuning
 from zoo.pipeline import distribute
-from zoo.training import Plan, Trainer, make_loss, make_optimizer
+from zoo.optimization import make_loss, make_optimizer
+from zoo.training import Plan, Trainer
 
 WARMUP_STEPS = 3  # tracing and the first slow steps, not timed
 OPTIMIZER = {"sgd": {"learning_rate": 0.01, "momentum": 0.9}}
@@ -49,7 +50,7 @@ def zoo_loop(model: keras.Model, batch_size: int, steps: int, xla="auto", datase
     plan = Plan(epochs=1, batch_size=batch_size, steps_per_epoch=steps, target="label",
                 metrics=("accuracy",), weight_decay=0.0, seed=0, xla=xla)
     strategy = tf.distribute.get_strategy()
-    optimizer = make_optimizer(section, steps)
+    optimizer = make_optimizer(section, steps, 1)
     trainer = Trainer(strategy, model, optimizer, make_loss(section), plan)
     batches = distribute(strategy, in_memory_batches(model, batch_size) if dataset is None
                          else dataset)

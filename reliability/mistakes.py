@@ -60,7 +60,7 @@ MISTAKES = (
     Mistake("a misspelt key of a step schedule",
             LENET + "train: {schedule: {step: {epoch: [10, 15]}}}\n",
             "SPEC:2:27: train.schedule.step.epoch: unknown key 'epoch' (did you mean 'epochs'?); "
-            "valid keys here: epochs, factor", "load"),
+            "valid keys here: epochs, factor, warmup_epochs", "load"),
     Mistake("a misspelt key of a plateau schedule",
             LENET + "train:\n  schedule:\n    plateau: {patince: 3}\n",
             "SPEC:4:15: train.schedule.plateau.patince: unknown key 'patince' (did you mean "
@@ -82,8 +82,8 @@ MISTAKES = (
             "SPEC:2:9: train.learning_rate: unknown key 'learning_rate'; it belongs to the "
             "optimizer: optimizer: {sgd: {learning_rate: 0.01, momentum: 0.9}}; valid keys "
             "here: batch_size, epochs, steps_per_epoch, optimizer, schedule, loss, metrics, "
-            "weight_decay, seed, early_stopping, freeze, stages, target, precision, xla, "
-            "threads", "load"),
+            "weight_decay, label_smoothing, ema, accumulate, seed, early_stopping, freeze, "
+            "stages, target, precision, xla, threads", "load"),
     Mistake("epochs written at the top level",
             LENET + "epochs: 5\n",
             "SPEC:2:1: epochs: unknown key 'epochs'; it belongs in train: train: {epochs: ...}; "
@@ -92,8 +92,9 @@ MISTAKES = (
     Mistake("a misspelt key given with --set",
             LENET, "--set train.epoch:1:1: train.epoch: unknown key 'epoch' (did you mean "
                    "'epochs'?); valid keys here: batch_size, epochs, steps_per_epoch, "
-                   "optimizer, schedule, loss, metrics, weight_decay, seed, early_stopping, "
-                   "freeze, stages, target, precision, xla, threads", "load",
+                   "optimizer, schedule, loss, metrics, weight_decay, label_smoothing, ema, "
+                   "accumulate, seed, early_stopping, freeze, stages, target, precision, xla, "
+                   "threads", "load",
             ("train.epoch=3",)),
     # --- train: values of the wrong kind ---------------------------------------------------
     Mistake("a batch size of zero",

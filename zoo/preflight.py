@@ -18,7 +18,8 @@ from zoo.pretrain import pretrained_layers
 from zoo.sections import TOP, walk
 from zoo.source import suggest
 from zoo.spec import Spec
-from zoo.training import call_parts, layers_matching, make_loss
+from zoo.optimization import call_parts, make_loss
+from zoo.training import layers_matching
 from zoo.values import KerasObject, LayerName, LayerPatterns, Monitor, refused_error
 
 

@@ -91,6 +91,16 @@ def _increasing_epochs(step: Mapping) -> None:
                                       f"{epochs[index]} after {epochs[index - 1]}")
 
 
+def _smoothing_with_its_loss(train: Mapping) -> None:
+    loss = train.get("loss")
+    name = loss if isinstance(loss, str) else next(iter(loss or {"": None}))
+    if train.get("label_smoothing") and normalize_name(name) != "sparsecategoricalcrossentropy":
+        raise train.error("label_smoothing", "label smoothing turns the integer labels into "
+                                             "smoothed one-hot vectors for "
+                                             "sparse_categorical_crossentropy; with another "
+                                             "loss, leave it at 0")
+
+
 def _freeze_once(train: Mapping) -> None:
     if train.get("freeze") is not None and train.get("stages") is not None:
         raise train.key_error("freeze", "with stages, each stage says what it freezes "
@@ -187,6 +197,7 @@ STEP = Table("train.schedule.step", (
     Key("epochs", ListOf(POSITIVE, "a non-empty list of epoch numbers", min_items=1), REQUIRED,
         "the epochs at whose start the rate is multiplied by `factor`"),
     Key("factor", Number(0, above=True, example=0.1), 0.1, "the multiplier"),
+    Key("warmup_epochs", Integer(0), 0, "epochs of a linear warm-up from 0 to the rate first"),
 ), "multiply the learning rate at the start of given epochs", example={"epochs": [2]},
     checks=(_increasing_epochs,))
 
@@ -196,7 +207,13 @@ PLATEAU = Table("train.schedule.plateau", (
     Key("factor", Number(0, above=True, example=0.1), 0.1, "the multiplier"),
 ), "multiply the learning rate when a figure has stopped improving")
 
-EPOCH_SCHEDULES = {"step": STEP, "plateau": PLATEAU}
+COSINE = Table("train.schedule.cosine", (
+    Key("warmup_epochs", Integer(0), 0, "epochs of a linear warm-up from 0 to the rate first"),
+    Key("min_rate", Number(0), 0.0, "the rate at the end of the run"),
+), "the rate falls along half a cosine from the optimizer's rate to `min_rate` over the run "
+   "(after the warm-up)")
+
+EPOCH_SCHEDULES = {"step": STEP, "plateau": PLATEAU, "cosine": COSINE}
 
 STAGE = Table("train.stages[]", (
     Key("epochs", POSITIVE, None, "epochs of this stage", "train's"),
@@ -228,6 +245,14 @@ TRAIN = Table("train", (
         "accuracy, and top5 when there are more than 5 classes"),
     Key("weight_decay", Number(0, example=1e-4), 0.0, "the papers' L2 term: this times the "
         "sum of squared kernel weights, halved, is added to the loss"),
+    Key("label_smoothing", Number(0, 1, below=True, example=0.1), 0.0, "the labels as one-hot "
+        "vectors with this much of the mass spread over every class (Szegedy et al. 2016); "
+        "with sparse_categorical_crossentropy"),
+    Key("ema", Number(0, 1, below=True, above=True, example=0.999), None, "keep an "
+        "exponential moving average of the weights with this momentum; each epoch is "
+        "evaluated, and the run exported, with the averaged weights", "off"),
+    Key("accumulate", POSITIVE, 1, "apply the gradients of this many batches at once: a "
+        "paper's batch of 256 is 4 batches of 64 here (steps_per_epoch counts the small ones)"),
     Key("seed", Integer(), 0, "initial weights, shuffling, augmentation"),
     Key("early_stopping", Section(EARLY_STOPPING, optional=True), None,
         "stop when `monitor` has not improved for `patience` epochs", "none"),
@@ -245,7 +270,8 @@ TRAIN = Table("train", (
     Key("threads", Either(Choice("auto"), Integer(1, MAX_THREADS), words="auto or a number "
         f"of threads from 1 to {MAX_THREADS:,}"), "auto", "TensorFlow's intra-op and inter-op "
         "pools get this many threads each (train on N cores of a shared machine)"),
-), "how to train", elsewhere={**IN_OPTIMIZER, **IN_DATA}, checks=(_freeze_once,))
+), "how to train", elsewhere={**IN_OPTIMIZER, **IN_DATA},
+    checks=(_freeze_once, _smoothing_with_its_loss))
 
 NOISE = Table("pretrain.noise", (
     Key("masking", Number(0, 1, below=True, example=0.2), None,
@@ -364,5 +390,5 @@ TOP = Table("", (
 ), elsewhere={**IN_TRAIN, **IN_DATA, **IN_MODEL})
 
 # Every table, in the order the reference documents them.
-TABLES = (TOP, MODEL, DATA, PREPROCESS, AUGMENT, TRAIN, EARLY_STOPPING, STEP, PLATEAU, STAGE,
-          INIT, PRETRAIN, NOISE, HEAD, EXPORT, EXPECT)
+TABLES = (TOP, MODEL, DATA, PREPROCESS, AUGMENT, TRAIN, EARLY_STOPPING, STEP, COSINE, PLATEAU,
+          STAGE, INIT, PRETRAIN, NOISE, HEAD, EXPORT, EXPECT)

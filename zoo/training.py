@@ -27,60 +27,11 @@ from zoo.data import DataInfo
 from zoo.devices import choose_xla
 from zoo.pipeline import (CHAINED_EPOCHS, Batching, Splits, distribute, evaluation_batches,
                           training_batches)
-from zoo import names
+from zoo.optimization import averaged_weights, call_parts, make_loss, make_optimizer
 from zoo.source import normalize_name, suggest
 
 
 # --- what the spec asks for ------------------------------------------------------------------
-
-
-def call_parts(value) -> tuple[str, dict]:
-    """`name` or `{name: kwargs}` -> (name, plain kwargs)."""
-    if isinstance(value, str):
-        return value, {}
-    (name, kwargs), = value.items()
-    return name, dict(kwargs or {})
-
-
-def make_optimizer(train, steps_per_epoch: int) -> keras.optimizers.Optimizer:
-    """The optimizer `train` names, with its learning-rate schedule (the spec's names and
-    arguments were checked when it was loaded: zoo.names)."""
-    name, kwargs = call_parts(train.get("optimizer") or "adam")
-    schedule = train.get("schedule")
-    if schedule is not None:
-        schedule_name, schedule_kwargs = call_parts(schedule)
-        keras_default = (names.signature(names.resolve("optimizer", name)) or {}).get(
-            "learning_rate", 0.001)
-        base_rate = kwargs.get("learning_rate", keras_default)
-        supplied = {}
-        if normalize_name(schedule_name) == "step":
-            # Keras keeps a value up to and including its boundary step; the first step of
-            # epoch e is step e * steps_per_epoch, which must already use the new rate.
-            boundaries = [epoch * steps_per_epoch - 1 for epoch in schedule_kwargs["epochs"]]
-            factor = schedule_kwargs.get("factor") or 0.1
-            supplied["learning_rate"] = keras.optimizers.schedules.PiecewiseConstantDecay(
-                boundaries, [base_rate * factor**i for i in range(len(boundaries) + 1)])
-        elif normalize_name(schedule_name) != "plateau":  # plateau acts between epochs
-            start = {} if "initial_learning_rate" in schedule_kwargs else {
-                "initial_learning_rate": base_rate}
-            supplied["learning_rate"] = names.construct("schedule", schedule_name,
-                                                        schedule_kwargs, start)
-        if supplied:
-            kwargs.pop("learning_rate", None)
-            return names.construct("optimizer", name, kwargs, supplied)
-    return names.construct("optimizer", name, kwargs)
-
-
-def make_loss(train):
-    """A function (targets, predictions) -> one loss value per example."""
-    name, kwargs = call_parts(train.get("loss") or "sparse_categorical_crossentropy")
-    loss = names.construct("loss", name, {**kwargs, "reduction": None})
-
-    def per_example(targets, predictions):
-        values = loss(targets, predictions)
-        return tf.reduce_mean(tf.reshape(values, [tf.shape(values)[0], -1]), axis=1)
-
-    return per_example
 
 
 @dataclass
@@ -352,7 +303,7 @@ def train_phase(phase: Phase, strategy, state: RunState, log=print,
     plan = Plan.from_section(phase.section, splits.info, splits.train_size)
     input_shape = tuple(model.inputs[0].shape[1:])
     with strategy.scope():
-        optimizer = make_optimizer(phase.section, plan.steps_per_epoch)
+        optimizer = make_optimizer(phase.section, plan.steps_per_epoch, plan.epochs)
         if keras.mixed_precision.global_policy().name == "mixed_float16":
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         optimizer.build(model.trainable_weights)
@@ -369,8 +320,9 @@ def train_phase(phase: Phase, strategy, state: RunState, log=print,
                                                                   first_epoch=epoch))
         try:
             metrics = trainer.run_epoch(train_batches, trainer.train_step, plan.steps_per_epoch)
-            metrics.update({f"val_{key}": value for key, value in trainer.run_epoch(
-                distribute(strategy, eval_batches), trainer.eval_step).items()})
+            with averaged_weights(optimizer, model.trainable_variables):  # with `ema`
+                metrics.update({f"val_{key}": value for key, value in trainer.run_epoch(
+                    distribute(strategy, eval_batches), trainer.eval_step).items()})
         except NonFiniteLoss as bad:
             kept = (f"the checkpoint after epoch {epoch} is kept in {state.directory}" if epoch
                     else "no epoch had finished")
@@ -388,6 +340,10 @@ def train_phase(phase: Phase, strategy, state: RunState, log=print,
         state.save(model, optimizer, epoch + 1)
         if stop:
             break
+    # With `ema` the phase ends with the averaged weights: the next phase, the export and
+    # the phase's final weights all take them.
+    getattr(optimizer, "inner_optimizer", optimizer).finalize_variable_values(
+        model.trainable_variables)
     return state.history
 
 
