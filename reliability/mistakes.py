@@ -179,6 +179,15 @@ MISTAKES = (
             "SPEC:2:8: data.batch_size: unknown key 'batch_size'; it belongs in train: train: "
             "{batch_size: ...}; valid keys here: dataset, train_split, eval_split, "
             "validation_split, preprocess, augment, shuffle_buffer", "load"),
+    Mistake("mixup on an autoencoder",
+            f"extends: {ROOT / 'specs' / 'autoencoder.yaml'}\ndata: {{augment: {{mixup: 0.2}}}}\n",
+            "SPEC:2:25: data.augment.mixup: mixup mixes the labels of two images, so it needs "
+            "target: label and the loss sparse_categorical_crossentropy", "preflight"),
+    Mistake("label smoothing with another loss",
+            LENET + "train: {loss: mean_squared_error, label_smoothing: 0.1}\n",
+            "SPEC:2:52: train.label_smoothing: label smoothing turns the integer labels into "
+            "smoothed one-hot vectors for sparse_categorical_crossentropy; with another loss, "
+            "leave it at 0", "load"),
     # --- pretrain -------------------------------------------------------------------------------
     Mistake("both kinds of noise",
             SDAE + "pretrain: {noise: {gaussian: 0.1}}\n",

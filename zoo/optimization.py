@@ -100,18 +100,27 @@ class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
 
 
 def make_loss(train):
-    """A function (targets, predictions) -> one loss value per example. With
-    `label_smoothing`, the integer labels become smoothed one-hot targets inside."""
+    """A function (targets, predictions) -> one loss value per example. Targets are integer
+    labels, or rows of class weights where mixup or cutmix mixed two images; with
+    sparse_categorical_crossentropy both work, and `label_smoothing` spreads part of each
+    row's weight over every class."""
     name, kwargs = call_parts(train.get("loss") or "sparse_categorical_crossentropy")
-    smoothing = train.get("label_smoothing") or 0.0
-    if smoothing:  # only with sparse_categorical_crossentropy (zoo.sections checks it)
-        name, kwargs = "categorical_crossentropy", {**kwargs, "label_smoothing": smoothing}
     loss = names.construct("loss", name, {**kwargs, "reduction": None})
+    smoothing = train.get("label_smoothing") or 0.0
+    rows = None  # the same loss for targets given as rows of class weights
+    if normalize_name(name) == "sparsecategoricalcrossentropy":
+        rows = names.construct("loss", "categorical_crossentropy", {
+            "label_smoothing": smoothing, "from_logits": kwargs.get("from_logits", False),
+            "reduction": None})
 
     def per_example(targets, predictions):
-        if smoothing:
-            targets = tf.one_hot(tf.cast(targets, tf.int32), tf.shape(predictions)[-1])
-        values = loss(targets, predictions)
+        targets, predictions = tf.convert_to_tensor(targets), tf.convert_to_tensor(predictions)
+        if rows is not None and (smoothing or targets.shape.rank == predictions.shape.rank):
+            if targets.shape.rank < predictions.shape.rank:
+                targets = tf.one_hot(tf.cast(targets, tf.int32), tf.shape(predictions)[-1])
+            values = rows(targets, predictions)
+        else:
+            values = loss(targets, predictions)
         return tf.reduce_mean(tf.reshape(values, [tf.shape(values)[0], -1]), axis=1)
 
     return per_example

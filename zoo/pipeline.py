@@ -1,5 +1,5 @@
-"""Raw examples -> batches on the devices: caching, shuffling, preprocessing, augmentation,
-prefetching, and distribution to the replicas of a tf.distribute strategy.
+"""Raw examples -> batches on the devices: caching, shuffling, preprocessing, augmentation
+(zoo.augment), prefetching, and distribution to the replicas of a tf.distribute strategy.
 
 `zoo.data` yields (uint8 image, label) pairs from a dataset; this module turns them into what
 a training or evaluation step takes. The loop itself (`zoo.training`) holds no tf.data code.
@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
+from zoo.augment import augment
 from zoo.data import DataInfo, load_split, preprocess, resize
 from zoo.source import SpecError
 from zoo.spec import Spec
@@ -132,7 +133,8 @@ def _batched(examples, splits: Splits, input_shape, batching: Batching, augmenta
         images, labels = batch
         images = preprocess(images, input_shape, options)
         if augmentation:
-            images = augment(images, augmentation, seed=tf.stack([batching.seed, number]))
+            images, labels = augment(images, labels, augmentation,
+                                     tf.stack([batching.seed, number]), splits.info.num_classes)
         return images, (images if batching.target == "input" else labels)
 
     training = first_batch is not None
@@ -161,38 +163,3 @@ def shuffled_epochs(dataset, batching: Batching, buffer: int, first_epoch: int):
 def distribute(strategy: tf.distribute.Strategy, dataset: tf.data.Dataset):
     """An iterator over `dataset`'s batches, each split between the strategy's replicas."""
     return iter(strategy.experimental_distribute_dataset(dataset))
-
-
-# --- augmentation ----------------------------------------------------------------------------
-
-
-def augment(images, augment_options: dict, seed):
-    """Training-time augmentation of a batch of preprocessed images, a draw for each image.
-
-    `seed` (two integers) decides every draw: the same seed, the same augmented batch.
-    """
-    flip_seed, vertical_seed, crop_seed = tf.unstack(
-        tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 3))
-    flip = augment_options.get("flip")
-    if flip in ("horizontal", "both"):
-        images = tf.image.stateless_random_flip_left_right(images, flip_seed)
-    if flip in ("vertical", "both"):
-        images = tf.image.stateless_random_flip_up_down(images, vertical_seed)
-    padding = augment_options.get("pad_crop")
-    if padding:
-        padded = tf.pad(images, [[0, 0], [padding, padding], [padding, padding], [0, 0]])
-        images = random_windows(padded, images.shape[1:3], crop_seed)
-    return images
-
-
-def random_windows(images, size, seed):
-    """A window of `size` (height, width) at a random place in each image of a batch: one
-    gather per axis for the whole batch."""
-    height, width = size
-    room = tf.shape(images)[1:3] - (height, width) + 1  # the places a window's corner can take
-    corners = tf.cast(tf.random.stateless_uniform([tf.shape(images)[0], 2], seed)
-                      * tf.cast(room, tf.float32), tf.int32)
-    rows = corners[:, :1] + tf.range(height)
-    columns = corners[:, 1:] + tf.range(width)
-    return tf.gather(tf.gather(images, rows, axis=1, batch_dims=1), columns, axis=2,
-                     batch_dims=1)

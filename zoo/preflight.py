@@ -43,6 +43,7 @@ def check_before_training(spec: Spec, model: keras.Model) -> None:
             layers_matching(model, value)
     if spec.pretrain:
         pretrained_layers(spec, model)
+    _check_mixing(spec)
     if spec.data.get("dataset"):  # a spec that names no data is a model to look at, not a run
         _check_loss_fits(spec, model)
 
@@ -94,3 +95,19 @@ def _check_loss_fits(spec: Spec, model: keras.Model) -> None:
                                f"{list(predictions.shape[1:])}): {names.first_lines(exc)}"
                                + ("; for integer labels use sparse_categorical_crossentropy"
                                   if spec.train["target"] == "label" else "")) from None
+
+
+def _check_mixing(spec: Spec) -> None:
+    """MixUp and CutMix mix labels into rows of class weights, which only a classifier
+    trained with sparse_categorical_crossentropy takes."""
+    augment = spec.data.get("augment") or {}
+    mixing = [key for key in ("mixup", "cutmix") if augment.get(key)]
+    if not mixing:
+        return
+    loss = spec.train["loss"]
+    name = loss if isinstance(loss, str) else next(iter(loss))
+    if spec.train["target"] != "label" or names.normalize_name(name) != \
+            "sparsecategoricalcrossentropy":
+        raise augment.error(mixing[0], f"{mixing[0]} mixes the labels of two images, so it "
+                                       "needs target: label and the loss "
+                                       "sparse_categorical_crossentropy")

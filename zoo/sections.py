@@ -171,6 +171,13 @@ AUGMENT = Table("data.augment", (
     Key("flip", Choice("horizontal", "vertical", "both"), None, "random flips while training"),
     Key("pad_crop", Integer(1, MAX_PAD), None,
         "pad by this many pixels, then crop back at a random place"),
+    Key("random_erasing", Number(0, 1, above=True, example=0.25), None, "the probability "
+        "that an image gets a rectangle of noise (Zhong et al. 2020)"),
+    Key("mixup", Number(0, above=True, example=0.2), None, "mix pairs of images and their "
+        "labels in a proportion drawn from Beta(a, a), a this value (Zhang et al. 2018)"),
+    Key("cutmix", Number(0, above=True, example=1.0), None, "paste a rectangle of one image "
+        "into another, labels mixed by area; Beta(a, a) draws the area (Yun et al. 2019); "
+        "with mixup too, a coin picks one for each batch"),
 ), "random changes to each training image")
 
 DATA = Table("data", (

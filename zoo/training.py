@@ -92,6 +92,8 @@ class Trainer:
 
         def statistics(targets, predictions, losses):
             stats = {"loss": tf.reduce_sum(losses), "count": tf.cast(tf.size(losses), tf.float32)}
+            if targets.shape.rank == predictions.shape.rank:  # mixed labels: the larger part
+                targets = tf.argmax(targets, axis=-1)
             for name, k in (("accuracy", 1), ("top5", 5)):
                 if name in plan.metrics:
                     stats[name] = tf.reduce_sum(tf.cast(tf.math.in_top_k(

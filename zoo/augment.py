@@ -1,0 +1,133 @@
+"""Training-time augmentation of whole batches of preprocessed images, each draw stateless:
+the seed of a batch (the run's seed and the batch's number) decides every draw, so the same
+seed gives the same batch, and a resumed run sees the batches an uninterrupted one would.
+
+Flips and pad-and-crop (the ResNet papers'), random erasing (Zhong et al. 2020), and mixing
+two images and their labels: MixUp (Zhang et al. 2018) and CutMix (Yun et al. 2019), which
+turn the labels into vectors of class weights. Keras's preprocessing layers draw from a
+stateful generator, which a resumed run cannot replay; these ops take their seeds.
+"""
+
+from __future__ import annotations
+
+import math
+
+import tensorflow as tf
+
+# Random erasing's rectangles (Zhong et al. 2020, §3.1): 2% to 1/3 of the image, aspect
+# ratios from 0.3 to 1/0.3.
+ERASED_AREA = (0.02, 1 / 3)
+ERASED_ASPECT = (0.3, 1 / 0.3)
+
+
+def augment(images, labels, options: dict, seed, classes: int):
+    """(images, labels) of a training batch, augmented as `options` (data.augment) says; with
+    mixup or cutmix, the labels come back as class weights (one row per image)."""
+    flip_seed, vertical_seed, crop_seed, erase_seed, mix_seed = tf.unstack(
+        tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 5))
+    flip = options.get("flip")
+    if flip in ("horizontal", "both"):
+        images = tf.image.stateless_random_flip_left_right(images, flip_seed)
+    if flip in ("vertical", "both"):
+        images = tf.image.stateless_random_flip_up_down(images, vertical_seed)
+    padding = options.get("pad_crop")
+    if padding:
+        padded = tf.pad(images, [[0, 0], [padding, padding], [padding, padding], [0, 0]])
+        images = random_windows(padded, images.shape[1:3], crop_seed)
+    if options.get("random_erasing"):
+        images = random_erasing(images, options["random_erasing"], erase_seed)
+    if options.get("mixup") or options.get("cutmix"):
+        images, labels = mix(images, tf.one_hot(tf.cast(labels, tf.int32), classes),
+                             options.get("mixup"), options.get("cutmix"), mix_seed)
+    return images, labels
+
+
+def random_windows(images, size, seed):
+    """A window of `size` (height, width) at a random place in each image of a batch: one
+    gather per axis for the whole batch."""
+    height, width = size
+    room = tf.shape(images)[1:3] - (height, width) + 1  # the places a window's corner can take
+    corners = tf.cast(tf.random.stateless_uniform([tf.shape(images)[0], 2], seed)
+                      * tf.cast(room, tf.float32), tf.int32)
+    rows = corners[:, :1] + tf.range(height)
+    columns = corners[:, 1:] + tf.range(width)
+    return tf.gather(tf.gather(images, rows, axis=1, batch_dims=1), columns, axis=2,
+                     batch_dims=1)
+
+
+def _boxes(count, height, width, area, aspect, seed):
+    """One rectangle per image: (top, left, box height, box width) as int32 columns, of the
+    given fraction of the image's area and aspect ratio (each a [count] tensor), placed at a
+    random place inside the image."""
+    box_height = tf.minimum(tf.cast(tf.round(tf.sqrt(area * aspect) * tf.cast(
+        height, tf.float32)), tf.int32), height)
+    box_width = tf.minimum(tf.cast(tf.round(tf.sqrt(area / aspect) * tf.cast(
+        width, tf.float32)), tf.int32), width)
+    corner = tf.random.stateless_uniform([count, 2], seed)
+    top = tf.cast(corner[:, 0] * tf.cast(height - box_height + 1, tf.float32), tf.int32)
+    left = tf.cast(corner[:, 1] * tf.cast(width - box_width + 1, tf.float32), tf.int32)
+    return top, left, box_height, box_width
+
+
+def _inside(top, left, box_height, box_width, height, width):
+    """[count, height, width, 1] masks: 1.0 inside each image's rectangle."""
+    rows = tf.range(height)[None, :, None]
+    columns = tf.range(width)[None, None, :]
+    inside = ((rows >= top[:, None, None]) & (rows < (top + box_height)[:, None, None])
+              & (columns >= left[:, None, None]) & (columns < (left + box_width)[:, None, None]))
+    return tf.cast(inside, tf.float32)[..., None]
+
+
+def random_erasing(images, probability: float, seed):
+    """Each image, with `probability`, gets a rectangle of Gaussian noise (Zhong et al. 2020,
+    as timm erases normalized images)."""
+    count, height, width = tf.shape(images)[0], tf.shape(images)[1], tf.shape(images)[2]
+    chosen_seed, area_seed, aspect_seed, place_seed, noise_seed = tf.unstack(
+        tf.random.experimental.stateless_split(seed, 5))
+    area = tf.random.stateless_uniform([count], area_seed, *ERASED_AREA)
+    log_aspect = tf.random.stateless_uniform([count], aspect_seed,
+                                             *[math.log(a) for a in ERASED_ASPECT])
+    mask = _inside(*_boxes(count, height, width, area, tf.exp(log_aspect), place_seed),
+                   height, width)
+    chosen = tf.cast(tf.random.stateless_uniform([count], chosen_seed) < probability,
+                     tf.float32)[:, None, None, None]
+    noise = tf.random.stateless_normal(tf.shape(images), noise_seed, dtype=images.dtype)
+    mask = tf.cast(mask * chosen, images.dtype)
+    return images * (1 - mask) + noise * mask
+
+
+def _beta(alpha: float, seed):
+    """A draw of Beta(alpha, alpha), from two Gamma draws."""
+    first, second = tf.unstack(tf.random.stateless_gamma([2], seed, alpha=alpha))
+    return first / (first + second)
+
+
+def mix(images, labels, mixup_alpha, cutmix_alpha, seed):
+    """MixUp or CutMix of a batch with a shuffled copy of itself, one of them per batch (a
+    coin decides when both are asked for, as timm does); `labels` are one-hot rows, mixed in
+    the proportion of each image's pixels."""
+    order_seed, amount_seed, place_seed, coin_seed = tf.unstack(
+        tf.random.experimental.stateless_split(seed, 4))
+    count, height, width = tf.shape(images)[0], tf.shape(images)[1], tf.shape(images)[2]
+    partner = tf.argsort(tf.random.stateless_uniform([count], order_seed))
+    other_images, other_labels = tf.gather(images, partner), tf.gather(labels, partner)
+
+    def mixed_up():
+        share = _beta(mixup_alpha, amount_seed)
+        return (share * images + (1 - share) * other_images,
+                share * labels + (1 - share) * other_labels)
+
+    def cut_mixed():
+        pasted = 1 - _beta(cutmix_alpha, amount_seed)  # the fraction of the area pasted
+        box = _boxes(1, height, width, pasted[None], tf.ones([1]), place_seed)
+        mask = _inside(*box, height, width)
+        kept = 1 - tf.reduce_mean(mask)  # the share of each image's own pixels, as cut
+        mask = tf.cast(mask, images.dtype)
+        return (images * (1 - mask) + other_images * mask,
+                kept * labels + (1 - kept) * other_labels)
+
+    if not cutmix_alpha:
+        return mixed_up()
+    if not mixup_alpha:
+        return cut_mixed()
+    return tf.cond(tf.random.stateless_uniform([], coin_seed) < 0.5, mixed_up, cut_mixed)
