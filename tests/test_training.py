@@ -261,13 +261,16 @@ def test_batches_are_preprocessed_whole_with_tf_data_autotuning_off(tiny):
     np.testing.assert_array_equal(labels, [label for _, label in one_by_one])
 
 
-def test_each_epoch_is_shuffled_anew_and_a_resumed_run_sees_the_same_epochs(tiny, monkeypatch):
+@pytest.mark.parametrize("augment", ["{flip: horizontal, pad_crop: 1}",
+                                     "{randaugment: {num_ops: 3}, random_erasing: 0.5}"])
+def test_each_epoch_is_shuffled_anew_and_a_resumed_run_sees_the_same_epochs(tiny, monkeypatch,
+                                                                            augment):
     import zoo.pipeline
     from zoo.pipeline import load_splits, training_batches
     from zoo.training import Plan
 
     monkeypatch.setattr(zoo.pipeline, "CHAINED_EPOCHS", 2)  # tiny's 3 epochs take 2 iterators
-    spec = zoo.load_spec(tiny / "tiny.yaml", ["data.augment={flip: horizontal, pad_crop: 1}"])
+    spec = zoo.load_spec(tiny / "tiny.yaml", [f"data.augment={augment}"])
     splits = load_splits(spec, "train", download=False)
     plan = Plan.from_section(spec.train, splits.info, splits.train_size)
     steps = plan.steps_per_epoch

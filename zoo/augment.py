@@ -4,14 +4,16 @@ seed gives the same batch, and a resumed run sees the batches an uninterrupted o
 
 Flips and pad-and-crop (the ResNet papers'), random erasing (Zhong et al. 2020), and mixing
 two images and their labels: MixUp (Zhang et al. 2018) and CutMix (Yun et al. 2019), which
-turn the labels into vectors of class weights. Keras's preprocessing layers draw from a
-stateful generator, which a resumed run cannot replay; these ops take their seeds.
+turn the labels into vectors of class weights. RandAugment (Cubuk et al. 2020) is Keras's
+own layer, its draws seeded from the batch (BatchSeeds): Keras's preprocessing layers draw
+from a stateful generator, which a resumed run cannot replay.
 """
 
 from __future__ import annotations
 
 import math
 
+import keras
 import tensorflow as tf
 
 # Random erasing's rectangles (Zhong et al. 2020, §3.1): 2% to 1/3 of the image, aspect
@@ -20,11 +22,19 @@ ERASED_AREA = (0.02, 1 / 3)
 ERASED_ASPECT = (0.3, 1 / 0.3)
 
 
-def augment(images, labels, options: dict, seed, classes: int):
+# The principal components of ImageNet's RGB pixels in [0, 1] (fb.resnet.torch, after
+# Krizhevsky et al. 2012, §4.1): eigenvalues, and eigenvectors as columns.
+PCA_EIGENVALUES = (0.2175, 0.0188, 0.0045)
+PCA_EIGENVECTORS = ((-0.5675, 0.7192, 0.4009), (-0.5808, -0.0045, -0.8140),
+                    (-0.5836, -0.6948, 0.4203))
+
+
+def augment(images, labels, options: dict, seed, classes: int, pixel_scale=1.0):
     """(images, labels) of a training batch, augmented as `options` (data.augment) says; with
-    mixup or cutmix, the labels come back as class weights (one row per image)."""
-    flip_seed, vertical_seed, crop_seed, erase_seed, mix_seed = tf.unstack(
-        tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 5))
+    mixup or cutmix, the labels come back as class weights (one row per image).
+    `pixel_scale` turns a pixel's [0, 1] range into the preprocessed images' units."""
+    flip_seed, vertical_seed, crop_seed, erase_seed, mix_seed, light_seed = tf.unstack(
+        tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 6))
     flip = options.get("flip")
     if flip in ("horizontal", "both"):
         images = tf.image.stateless_random_flip_left_right(images, flip_seed)
@@ -34,6 +44,8 @@ def augment(images, labels, options: dict, seed, classes: int):
     if padding:
         padded = tf.pad(images, [[0, 0], [padding, padding], [padding, padding], [0, 0]])
         images = random_windows(padded, images.shape[1:3], crop_seed)
+    if options.get("pca_lighting"):
+        images = pca_lighting(images, options["pca_lighting"], light_seed, pixel_scale)
     if options.get("random_erasing"):
         images = random_erasing(images, options["random_erasing"], erase_seed)
     if options.get("mixup") or options.get("cutmix"):
@@ -131,3 +143,69 @@ def mix(images, labels, mixup_alpha, cutmix_alpha, seed):
     if not mixup_alpha:
         return cut_mixed()
     return tf.cond(tf.random.stateless_uniform([], coin_seed) < 0.5, mixed_up, cut_mixed)
+
+
+def random_resized_crop(images, size, scale, ratio, seed, method: str = "bilinear"):
+    """A random part of each image resized to `size` (height, width), as Inception and the
+    ImageNet ResNets train (Szegedy et al. 2015): its area a `scale` fraction of the image,
+    its aspect ratio in `ratio` (drawn on a log scale), cut to fit the image when it would
+    not. One crop_and_resize for the batch."""
+    count = tf.shape(images)[0]
+    area_seed, ratio_seed, place_seed = tf.unstack(tf.random.experimental.stateless_split(
+        tf.cast(seed, tf.int64), 3))
+    area = tf.random.stateless_uniform([count], area_seed, *scale)
+    aspect = tf.exp(tf.random.stateless_uniform([count], ratio_seed,
+                                                *[math.log(value) for value in ratio]))
+    height, width = tf.cast(tf.shape(images)[1], tf.float32), tf.cast(tf.shape(images)[2],
+                                                                        tf.float32)
+    # fractions of the image's height and width; area * height * width = h * w, w / h = aspect
+    crop_height = tf.minimum(tf.sqrt(area * width / height / aspect), 1.0)
+    crop_width = tf.minimum(tf.sqrt(area * height / width * aspect), 1.0)
+    corner = tf.random.stateless_uniform([count, 2], place_seed)
+    top, left = corner[:, 0] * (1 - crop_height), corner[:, 1] * (1 - crop_width)
+    boxes = tf.stack([top, left, top + crop_height, left + crop_width], axis=1)
+    return tf.image.crop_and_resize(images, boxes, tf.range(count), size, method=method)
+
+
+def pca_lighting(images, stddev: float, seed, pixel_scale=1.0):
+    """AlexNet's colour noise (Krizhevsky et al. 2012, §4.1): each image shifted along the
+    principal components of ImageNet's RGB pixels, by amounts drawn with `stddev` times each
+    component's eigenvalue."""
+    alpha = tf.random.stateless_normal([tf.shape(images)[0], 3], seed, stddev=stddev)
+    shift = tf.linalg.matvec(tf.constant(PCA_EIGENVECTORS, tf.float32),
+                             alpha * tf.constant(PCA_EIGENVALUES, tf.float32))
+    return images + tf.cast(shift * pixel_scale, images.dtype)[:, None, None, :]
+
+
+class BatchSeeds(keras.random.SeedGenerator):
+    """What a Keras preprocessing layer draws its seeds from, made stateless: each draw is the
+    batch's seed folded with the draw's number in the traced function, where Keras's own
+    generator keeps a counter in a variable (which a resumed run cannot replay, and which
+    batches prepared in parallel would race on)."""
+
+    def __init__(self):  # no state variable, unlike the SeedGenerator it stands in for
+        self.batch_seed, self.draws = None, 0
+
+    def next(self, ordered=True):
+        self.draws += 1
+        return tf.random.experimental.stateless_fold_in(self.batch_seed, self.draws)
+
+
+class RandAugment:
+    """Keras's RandAugment layer on pixels in [0, 255], drawing from each batch's seed.
+    `magnitude` is the paper's, from 0 to 10: each op's strength is drawn up to
+    magnitude / 10 of its range (Keras's `factor`). Keras picks the ops once per batch."""
+
+    MAX_MAGNITUDE = 10
+
+    def __init__(self, num_ops: int, magnitude: float, interpolation: str = "bilinear"):
+        self.layer = keras.layers.RandAugment(
+            value_range=(0, 255), num_ops=num_ops, factor=magnitude / self.MAX_MAGNITUDE,
+            interpolation="nearest" if interpolation == "nearest" else "bilinear",
+            dtype="float32")
+        self.seeds = BatchSeeds()
+        object.__setattr__(self.layer, "generator", self.seeds)  # past Keras's attribute tracking
+
+    def __call__(self, images, seed):
+        self.seeds.batch_seed, self.seeds.draws = tf.cast(seed, tf.int64), 0
+        return self.layer(images, training=True)

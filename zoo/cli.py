@@ -96,6 +96,9 @@ def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", help="dataset to evaluate on (default: the training one)")
     parser.add_argument("--split", help="split to evaluate on (default: the spec's eval split)")
     parser.add_argument("--json", metavar="PATH", help="also write the metrics as JSON here")
+    parser.add_argument("--crops", type=int, choices=(1, 10), default=1,
+                        help="10: average over AlexNet's ten crops (center, corners, mirrored), "
+                             "for exports whose preprocessing crops the center (default: 1)")
     parser.add_argument("--confusion-matrix", metavar="PNG",
                         help="where the confusion matrix picture goes (default: "
                              "EXPORT/confusion_matrix-<dataset>-<split>.png)")

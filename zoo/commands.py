@@ -79,7 +79,7 @@ def evaluate(args) -> int:
     directory = newest_version(args.export)
     if directory != args.export:
         print(f"evaluating the newest version, {directory}")
-    metrics = evaluate_export(directory, args.dataset, args.split, args.download)
+    metrics = evaluate_export(directory, args.dataset, args.split, args.download, args.crops)
     print(report(metrics))
     if args.json:
         with open(args.json, "w") as handle:

@@ -1,9 +1,10 @@
 """Datasets -> tf.data pipelines: TFDS names, the embedded datasets, or a folder of images.
 
 Every source yields (uint8 image, integer label) pairs, the raw input that an
-export's serving signature also takes. `preprocess` (cast, channels, resize,
-rescale, normalize) is one TensorFlow function used both by the training
-pipeline and inside the exported SavedModel; augmentation is training-only.
+export's serving signature also takes. `preprocess` (cast, channels, resize and
+crop, rescale, normalize) is one TensorFlow function used both by the training
+pipeline and inside the exported SavedModel; augmentation is training-only
+(zoo.augment).
 """
 
 from __future__ import annotations
@@ -232,34 +233,69 @@ def _check_images_decode(root: Path, split: str, paths: list, where) -> None:
 # --- preprocessing and augmentation ----------------------------------------------------------
 
 
-def preprocess(images, input_shape, preprocess_options: dict):
+def preprocess(images, input_shape, options: dict, crop: bool = True):
     """Raw uint8 images (one or a batch) -> the float input the model expects.
 
-    Converts channels (grey <-> RGB), resizes to the model's input size, then
-    rescales and normalizes as the spec's `data.preprocess` says.
+    Converts channels (grey <-> RGB), fits the images to the model's input (`resize`), then
+    rescales and normalizes, as the spec's `data.preprocess` says. With `crop=False` it
+    stops before the center crop: ten-crop evaluation takes its crops from that.
     """
-    channels = input_shape[-1]
-    images = tf.cast(images, tf.float32)
+    images = convert_channels(tf.cast(images, tf.float32), input_shape[-1])
+    return normalize(resize(images, input_shape, options, crop), options)
+
+
+def convert_channels(images, channels: int):
+    """Grey images to RGB or RGB to grey, as the model's input has them."""
     have = images.shape[-1]
     if have == 1 and channels == 3:
-        images = tf.image.grayscale_to_rgb(images)
-    elif have == 3 and channels == 1:
-        images = tf.image.rgb_to_grayscale(images)
-    images = resize(images, input_shape, preprocess_options)
-    images = images * float(preprocess_options.get("rescale", 1.0))
-    if preprocess_options.get("mean") is not None:
-        images = images - tf.constant(preprocess_options["mean"], tf.float32)
-    if preprocess_options.get("std") is not None:
-        images = images / tf.constant(preprocess_options["std"], tf.float32)
+        return tf.image.grayscale_to_rgb(images)
+    if have == 3 and channels == 1:
+        return tf.image.rgb_to_grayscale(images)
     return images
 
 
-def resize(images, input_shape, preprocess_options: dict):
-    """Images (one or a batch) -> float32 at the model's height and width: the one step of
-    `preprocess` that images of different sizes need before they can share a batch."""
+def normalize(images, options: dict):
+    """Rescale, subtract the mean and divide by the deviation (per channel) as the spec says."""
+    images = images * float(options.get("rescale") or 1.0)
+    if options.get("mean") is not None:
+        images = images - tf.constant(options["mean"], tf.float32)
+    if options.get("std") is not None:
+        images = images / tf.constant(options["std"], tf.float32)
+    return images
+
+
+def resize(images, input_shape, options: dict, crop: bool = True):
+    """Images (one or a batch) -> float32 at the model's height and width: the shorter side
+    resized to `resize_shorter`, the center `center_crop` pixels square cut out (as ImageNet
+    evaluation does), then resized to the model's input if it still differs. The one step
+    of `preprocess` that images of different sizes need before they can share a batch."""
     height, width, _ = input_shape
+    method = options.get("resize") or "bilinear"
     images = tf.cast(images, tf.float32)
+    if options.get("resize_shorter"):
+        images = resize_shorter(images, options["resize_shorter"], method)
+    if not crop:
+        return images
+    if options.get("center_crop"):
+        images = center_crops(images, options["center_crop"])[0]
     if tuple(images.shape[-3:-1]) != (height, width):
-        images = tf.image.resize(images, (height, width),
-                                 method=preprocess_options.get("resize", "bilinear"))
+        images = tf.image.resize(images, (height, width), method=method)
     return images
+
+
+def resize_shorter(images, size: int, method: str):
+    """Images resized so that their shorter side is `size` pixels, keeping the aspect."""
+    sides = tf.cast(tf.shape(images)[-3:-1], tf.float32)
+    scaled = tf.cast(tf.round(sides * size / tf.reduce_min(sides)), tf.int32)
+    return tf.image.resize(images, scaled, method=method)
+
+
+def center_crops(images, size: int, ten: bool = False) -> list:
+    """The center `size`-pixel square of each image; with `ten`, AlexNet's ten crops: the
+    center and the four corners, and the same five of the images flipped left to right."""
+    height, width = tf.shape(images)[-3], tf.shape(images)[-2]
+    places = [((height - size) // 2, (width - size) // 2)]
+    if ten:
+        places += [(0, 0), (0, width - size), (height - size, 0), (height - size, width - size)]
+    crops = [images[..., top:top + size, left:left + size, :] for top, left in places]
+    return crops + [tf.reverse(crop, axis=[-2]) for crop in crops] if ten else crops

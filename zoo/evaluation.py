@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from zoo.data import load_split
-from zoo.export import existing_versions
+from zoo.export import TEN_CROP, existing_versions
 from zoo.source import SpecError
 
 BATCH_SIZE = 256
@@ -80,9 +80,17 @@ def newest_version(directory: str) -> str:
 
 
 def evaluate_export(directory: str, dataset: str | None = None, split: str | None = None,
-                    download: bool = False) -> dict:
+                    download: bool = False, crops: int = 1) -> dict:
+    """Metrics of the export on a split; `crops=10` averages the outputs over AlexNet's ten
+    crops (the export's `ten_crop` signature, there when its preprocessing crops the center)."""
     loaded, metadata = load_export(directory)
     serve = loaded.signatures["serving_default"]
+    if crops == 10:
+        if TEN_CROP not in loaded.signatures:
+            raise SpecError(None, "--crops", f"{directory} takes no crops: ten-crop evaluation "
+                                             "crops around the center of images its spec's "
+                                             "data.preprocess resizes and center_crops")
+        serve = loaded.signatures[TEN_CROP]
     dataset = dataset or metadata["dataset"]["name"]
     split = split or metadata["dataset"]["eval_split"]
     raw, info = load_split(dataset, split, download=download, where=(None, "--dataset"))
@@ -105,8 +113,9 @@ def evaluate_export(directory: str, dataset: str | None = None, split: str | Non
     for images, batch_labels in raw.batch(_batch_size(info.image_shape)):
         probabilities.append(serve(**{input_name: images})[output_name].numpy())
         labels.append(batch_labels.numpy())
-    return classification_metrics(np.concatenate(labels), np.concatenate(probabilities),
-                                  classes, dataset, split)
+    metrics = classification_metrics(np.concatenate(labels), np.concatenate(probabilities),
+                                     classes, dataset, split)
+    return {**metrics, "crops": crops}
 
 
 def classification_metrics(labels, probabilities, classes, dataset, split) -> dict:
@@ -151,7 +160,9 @@ def _reconstruction_metrics(loaded, serve, raw, info, input_name, dataset, split
 
 def report(metrics: dict) -> str:
     """The metrics as text: headline numbers, per-class accuracy and the confusion matrix."""
-    lines = [f"{metrics['dataset']} / {metrics['split']}: {metrics['examples']:,} examples"]
+    crops = " (ten crops each, outputs averaged)" if metrics.get("crops") == 10 else ""
+    lines = [f"{metrics['dataset']} / {metrics['split']}: {metrics['examples']:,} examples"
+             f"{crops}"]
     for key in ("accuracy", "top5_accuracy", "loss", "mean_squared_error", "binary_crossentropy"):
         if key in metrics:
             lines.append(f"{key:<20} {metrics[key]:.4f}")

@@ -28,7 +28,7 @@ import keras
 import tensorflow as tf
 import yaml
 
-from zoo.data import DataInfo, preprocess
+from zoo.data import DataInfo, center_crops, preprocess
 from zoo.plots import plot_training_curves
 from zoo.files import fsync_tree, write_failure
 from zoo.layers import with_stock_keras_layers
@@ -36,6 +36,7 @@ from zoo.source import SpecError, plain
 from zoo.spec import Spec
 
 INPUT_NAME = "image"
+TEN_CROP = "ten_crop"  # the signature of exports whose preprocessing crops the center
 STAGING_PREFIX = ".incomplete-"
 
 
@@ -123,6 +124,19 @@ def _write_version(directory, spec, model, info: DataInfo, history, metrics, dat
     archive.track(serving_model)
     archive.add_endpoint("serving_default", serve)
     archive.add_endpoint("preprocess", preprocessed)
+    if options.get("center_crop"):
+        @tf.function(input_signature=[raw_spec])
+        def ten_crop(image):
+            """AlexNet's ten-crop evaluation: the outputs averaged over the center and the four
+            corners of the uncropped image and their mirror images."""
+            uncropped = preprocess(image, input_shape, options, crop=False)
+            crops = center_crops(uncropped, options["center_crop"], ten=True)
+            outputs = [serving_model(tf.image.resize(crop, input_shape[:2]), training=False)
+                       for crop in crops]
+            return {name: tf.reduce_mean([tf.cast(output[name], tf.float32)
+                                          for output in outputs], axis=0) for name in nodes}
+
+        archive.add_endpoint(TEN_CROP, ten_crop)
     archive.write_out(directory, verbose=False)
     # Keras's own layers where the zoo's are only faster, so model.keras loads with Keras
     # alone (the zoo's LRN and ChannelPadding, which Keras lacks, need `import zoo.layers`)

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
-from zoo.augment import augment
-from zoo.data import DataInfo, load_split, preprocess, resize
+from zoo.augment import RandAugment, augment, random_resized_crop
+from zoo.data import DataInfo, convert_channels, load_split, normalize, resize
 from zoo.source import SpecError
 from zoo.spec import Spec
 
@@ -23,6 +23,8 @@ SHUFFLE_BUFFER = 10_000
 # and start the more epochs it chains (ResNet-20's pipeline: 0.55 s for 1 to 10 epochs,
 # 1.3 s for 200, 26 s for 2,000); a new one every 100 epochs starts cold once.
 CHAINED_EPOCHS = 100
+# random_resized_crop and RandAugment draw from the batch's seed folded with these
+CROP_STREAM, RANDAUGMENT_STREAM = 1, 2
 
 
 @dataclass
@@ -129,12 +131,29 @@ def _batched(examples, splits: Splits, input_shape, batching: Batching, augmenta
         examples = examples.map(lambda image, label: (resize(image, input_shape, options), label),
                                 num_parallel_calls=tf.data.AUTOTUNE)
 
+    crop = augmentation.get("random_resized_crop")
+    method = options.get("resize") or "bilinear"
+    randaugment = augmentation.get("randaugment")
+    if randaugment:
+        randaugment = RandAugment(randaugment["num_ops"], randaugment["magnitude"], method)
+
     def prepare(number, batch):
         images, labels = batch
-        images = preprocess(images, input_shape, options)
+        seed = tf.stack([batching.seed, number])
+        if crop:  # a random part of each image at the model's size, in place of the fixed fit
+            images = random_resized_crop(
+                tf.cast(images, tf.float32), input_shape[:2], crop["scale"], crop["ratio"],
+                tf.random.experimental.stateless_fold_in(seed, CROP_STREAM), method)
+        else:
+            images = resize(images, input_shape, options)
+        images = convert_channels(images, input_shape[-1])
+        if randaugment:  # on pixels, before they are normalized
+            images = randaugment(images, tf.random.experimental.stateless_fold_in(
+                seed, RANDAUGMENT_STREAM))
+        images = normalize(images, options)
         if augmentation:
-            images, labels = augment(images, labels, augmentation,
-                                     tf.stack([batching.seed, number]), splits.info.num_classes)
+            images, labels = augment(images, labels, augmentation, seed,
+                                     splits.info.num_classes, pixel_scale(options))
         return images, (images if batching.target == "input" else labels)
 
     training = first_batch is not None
@@ -144,6 +163,15 @@ def _batched(examples, splits: Splits, input_shape, batching: Batching, augmenta
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return dataset.with_options(options)
+
+
+def pixel_scale(options: dict):
+    """What a pixel's [0, 1] range is in the preprocessed images' units, per channel (for
+    augmentations defined on pixels, such as AlexNet's colour noise)."""
+    scale = 255.0 * float(options.get("rescale") or 1.0)
+    if options.get("std") is not None:
+        return tf.constant(scale, tf.float32) / tf.constant(options["std"], tf.float32)
+    return scale
 
 
 def shuffled_epochs(dataset, batching: Batching, buffer: int, first_epoch: int):

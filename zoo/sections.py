@@ -17,7 +17,8 @@ from zoo.source import (MAX_BYTES, MAX_DEPTH, MAX_INTEGER, MAX_NODES, Mapping, S
                         SpecError, normalize_name, suggest)
 from zoo.tables import REQUIRED, Key, Section, Table, check_table
 from zoo.values import (Boolean, Choice, Either, Integer, KerasName, KerasObject, LayerName,
-                        LayerPatterns, ListOf, Monitor, NameMap, Number, Structure, Text, Type,
+                        LayerPatterns, ListOf, Monitor, NameMap, Number, Range, Structure, Text,
+                        Type,
                         name_location, split_call)
 
 
@@ -165,12 +166,42 @@ PREPROCESS = Table("data.preprocess", (
         "divide per channel, after subtracting the mean"),
     Key("resize", Choice("bilinear", "nearest", "bicubic", "area"), "bilinear",
         "how images are resized to the model's input"),
+    Key("resize_shorter", POSITIVE, None, "resize each image so that its shorter side has "
+        "this many pixels, keeping its aspect (ImageNet evaluation: 256)"),
+    Key("center_crop", POSITIVE, None, "then cut out the center square of this many pixels "
+        "(ImageNet: 224); `zoo evaluate --crops 10` takes AlexNet's ten crops instead"),
 ), "how raw pixels become the model's input, in training and inside the export")
+
+RANDOM_RESIZED_CROP = Table("data.augment.random_resized_crop", (
+    Key("scale", Range(Number(0, 1, above=True), [0.08, 1.0]), [0.08, 1.0],
+        "the fractions of the image's area a crop may cover"),
+    Key("ratio", Range(Number(0, above=True), [0.75, 1.333]), [0.75, 1.3333333333333333],
+        "the aspect ratios (width / height) a crop may have, drawn on a log scale"),
+), "train on a random part of each image, resized to the model's input, as Inception and "
+   "the ImageNet ResNets do")
+
+RANDAUGMENT = Table("data.augment.randaugment", (
+    Key("num_ops", Integer(1, 10), 2, "how many ops each batch goes through, one after another "
+        "(the paper's N)"),
+    Key("magnitude", Number(0, 10, example=9), 9, "how strong the ops may be, from 0 to 10 (the "
+        "paper's M): each op's strength is drawn up to this tenth of its range"),
+), "Keras's RandAugment on pixels, its draws seeded by each batch (Cubuk et al. 2020; their "
+   "ImageNet ResNet-50: N 2, M 9): shear, translation, rotation, brightness, colour, "
+   "contrast, sharpness, posterize, solarize, autocontrast, equalize")
 
 AUGMENT = Table("data.augment", (
     Key("flip", Choice("horizontal", "vertical", "both"), None, "random flips while training"),
+    Key("random_resized_crop", Section(RANDOM_RESIZED_CROP, optional=True), None,
+        "a random part of each image, resized to the model's input (in place of "
+        "resize_shorter and center_crop while training)", "none"),
+    Key("randaugment", Section(RANDAUGMENT, optional=True), None,
+        "random ops of a fixed list at a chosen strength, before the pixels are normalized",
+        "none"),
     Key("pad_crop", Integer(1, MAX_PAD), None,
         "pad by this many pixels, then crop back at a random place"),
+    Key("pca_lighting", Number(0, example=0.1), None, "AlexNet's colour noise: each image "
+        "shifted along the principal components of ImageNet's RGB pixels, this deviation "
+        "(Krizhevsky et al. 2012: 0.1)"),
     Key("random_erasing", Number(0, 1, above=True, example=0.25), None, "the probability "
         "that an image gets a rectangle of noise (Zhong et al. 2020)"),
     Key("mixup", Number(0, above=True, example=0.2), None, "mix pairs of images and their "
@@ -397,5 +428,5 @@ TOP = Table("", (
 ), elsewhere={**IN_TRAIN, **IN_DATA, **IN_MODEL})
 
 # Every table, in the order the reference documents them.
-TABLES = (TOP, MODEL, DATA, PREPROCESS, AUGMENT, TRAIN, EARLY_STOPPING, STEP, COSINE, PLATEAU,
-          STAGE, INIT, PRETRAIN, NOISE, HEAD, EXPORT, EXPECT)
+TABLES = (TOP, MODEL, DATA, PREPROCESS, AUGMENT, RANDOM_RESIZED_CROP, RANDAUGMENT, TRAIN,
+          EARLY_STOPPING, STEP, COSINE, PLATEAU, STAGE, INIT, PRETRAIN, NOISE, HEAD, EXPORT, EXPECT)

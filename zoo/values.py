@@ -160,6 +160,24 @@ class ListOf(Type):
         return {**schema, "minItems": self.min_items} if self.min_items else schema
 
 
+class Range(ListOf):
+    """Two numbers of one kind, the least first: the bounds a random draw takes values from."""
+
+    def __init__(self, number: Number, example: list):
+        super().__init__(number, f"two numbers ({number.words.removeprefix('a ')}), the least "
+                                 f"first, such as {example}", min_items=2)
+        self.example = example
+
+    def check(self, value, container, key):
+        value = super().check(value, container, key)
+        if len(value) != 2 or value[0] > value[1]:
+            raise container.error(key, f"expected {self.words}, received {describe(value)}")
+        return value
+
+    def schema(self) -> dict:
+        return {**super().schema(), "maxItems": 2}
+
+
 class Either(Type):
     """One of several kinds of value (tried in order)."""
 
