@@ -3,16 +3,17 @@
 usage: python reliability/kill_campaign.py [--trials 24] [--epochs 4] [--seed 0] [--keep DIR]
 
 Each trial starts `train.py specs/mlp.yaml` on the embedded digits (1.3M parameters,
-so checkpoints and exports take long enough to be hit), kills it with SIGKILL at
-a moment chosen in turn from: a random time of the run, while the checkpoint of a
-random epoch is being written (TensorFlow's `*_temp` files or the run state's
-`.tmp` are on disk), while the export is being written (its `.incomplete-*`
-staging directory exists). Then it
-runs the same command again and checks that it
+so checkpoints and exports take long enough to be hit; 44 steps an epoch, a
+checkpoint every 5 steps: `train.checkpoint_every`), kills it with SIGKILL at
+a moment chosen in turn from: a random time of the run, while a checkpoint in
+a random epoch is being written (TensorFlow's `*_temp` files or the run state's
+`.tmp` are on disk), just after a checkpoint within a random epoch was recorded,
+while the export is being written (its `.incomplete-*` staging directory
+exists). Then it runs the same command again and checks that it
 - exits 0 and ends with a complete export that TensorFlow loads and serves,
 - has a history of exactly --epochs epochs,
-- trained again none of the epochs the killed run had recorded as done (nothing
-  lost but the epoch in progress),
+- resumed at the step the killed run had recorded, or later (nothing lost but
+  the steps since the last checkpoint, at most 5),
 - left no half-written version (every numbered directory is complete) and no
   staging directory of the killed export.
 Prints one line per trial and the totals; exit code 1 if any trial failed.
@@ -31,34 +32,50 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-MOMENTS = ("random time", "checkpoint writing", "export writing")
+MOMENTS = ("random time", "checkpoint writing", "within an epoch", "export writing")
+CHECKPOINT_EVERY = 5  # steps
 
 
 def command(epochs: int) -> list:
     return [sys.executable, str(ROOT / "train.py"), str(ROOT / "specs" / "mlp.yaml"),
             "--output", "exports", "--set", "data.dataset=digits",
-            "--set", f"train.epochs={epochs}"]
+            "--set", f"train.epochs={epochs}",
+            "--set", f"train.checkpoint_every={CHECKPOINT_EVERY}"]
 
 
 def moment_reached(moment: str, work: Path, deadline: float, epoch: int) -> bool:
     if moment == "random time":
         return time.monotonic() >= deadline
-    if moment == "checkpoint writing":  # the checkpoint of `epoch`
+    if moment == "checkpoint writing":  # a checkpoint in `epoch`
         directory = work / "exports" / "mlp" / "checkpoint" / "train"
         names = os.listdir(directory) if directory.is_dir() else []
-        return epochs_recorded(work) == epoch - 1 and any(
+        return position_recorded(work)[0] == epoch - 1 and any(
             "_temp" in name or name.endswith(".tmp") for name in names)
+    if moment == "within an epoch":
+        epochs_done, steps = position_recorded(work)
+        return epochs_done == epoch - 1 and steps > 0
     directory = work / "exports" / "mlp"
     names = os.listdir(directory) if directory.is_dir() else []
     return any(name.startswith(".incomplete-") for name in names)
 
 
-def epochs_recorded(work: Path) -> int:
+def position_recorded(work: Path) -> tuple[int, int]:
+    """(epochs, steps into the next) that the run state records as done."""
     state = work / "exports" / "mlp" / "checkpoint" / "train" / "state.json"
     try:
-        return len(json.loads(state.read_text())["history"])
+        saved = json.loads(state.read_text())
     except (OSError, ValueError):
-        return 0
+        return 0, 0
+    return len(saved["history"]), (saved.get("partial") or {}).get("position", [0, 0])[1]
+
+
+def position_resumed(output: str) -> tuple[int, int]:
+    """(epochs, steps) a re-run says it resumed after; (0, 0) if it started afresh."""
+    within = re.search(r"^resuming mlp in epoch (\d+)/\d+ after step (\d+) of", output, re.M)
+    if within:
+        return int(within[1]) - 1, int(within[2])
+    after = re.search(r"^resuming mlp after epoch (\d+) of", output, re.M)
+    return (int(after[1]), 0) if after else (0, 0)
 
 
 def complete_versions(work: Path) -> tuple[list, list]:
@@ -95,11 +112,12 @@ def trial(number: int, moment: str, epochs: int, rng: random.Random, work: Path,
         os.kill(process.pid, signal.SIGKILL)
     process.communicate()
     killed_after = time.monotonic() - started
-    recorded = epochs_recorded(work)
+    recorded = position_recorded(work)
     rerun = subprocess.run(command(epochs), cwd=work, capture_output=True, text=True,
                            timeout=900)
     trained = [int(match) for match in re.findall(r"^mlp: epoch (\d+)/", rerun.stdout, re.M)]
-    lost = max(0, recorded - (trained[0] - 1)) if trained else 0  # none trained: all was done
+    resumed = position_resumed(rerun.stdout)
+    lost = trained and resumed < recorded  # none trained: all was done
     good, bad = complete_versions(work)
     history_lengths = [len(json.loads((work / "exports" / "mlp" / v / "history.json")
                                       .read_text())["train"]) for v in good]
@@ -115,10 +133,11 @@ def trial(number: int, moment: str, epochs: int, rng: random.Random, work: Path,
     if any(length != epochs for length in history_lengths):
         problems.append(f"history lengths {history_lengths}, expected {epochs}")
     if lost:
-        problems.append(f"lost {lost} recorded epoch(s): the re-run trained from epoch "
-                        f"{trained[0]} after {recorded} were recorded")
+        problems.append(f"lost recorded work: the re-run resumed at (epochs, steps) {resumed}, "
+                        f"the killed run had recorded {recorded}")
     return {"trial": number, "moment": moment, "hit": hit, "killed_after_s": round(killed_after, 2),
-            "epochs_recorded": recorded, "rerun_trained": trained, "versions": good,
+            "recorded": recorded, "resumed": resumed, "rerun_trained": trained,
+            "versions": good,
             "problems": problems}
 
 
@@ -145,7 +164,7 @@ def main() -> int:
     failed = [r for r in results if r["problems"]]
     print(f"{len(results)} trials; killed while running: " +
           ", ".join(f"{hits[m]} at {m}" for m in MOMENTS) +
-          f"; {len(results) - len(failed)} resumed to a complete export with no recorded epoch "
+          f"; {len(results) - len(failed)} resumed to a complete export with no recorded step "
           f"lost; {len(failed)} failed")
     return 1 if failed else 0
 

@@ -82,8 +82,8 @@ MISTAKES = (
             "SPEC:2:9: train.learning_rate: unknown key 'learning_rate'; it belongs to the "
             "optimizer: optimizer: {sgd: {learning_rate: 0.01, momentum: 0.9}}; valid keys "
             "here: batch_size, epochs, steps_per_epoch, optimizer, schedule, loss, metrics, "
-            "weight_decay, label_smoothing, ema, accumulate, seed, early_stopping, freeze, "
-            "stages, target, precision, xla, threads", "load"),
+            "weight_decay, label_smoothing, ema, accumulate, seed, checkpoint_every, "
+            "early_stopping, freeze, stages, target, precision, xla, threads", "load"),
     Mistake("epochs written at the top level",
             LENET + "epochs: 5\n",
             "SPEC:2:1: epochs: unknown key 'epochs'; it belongs in train: train: {epochs: ...}; "
@@ -93,8 +93,8 @@ MISTAKES = (
             LENET, "--set train.epoch:1:1: train.epoch: unknown key 'epoch' (did you mean "
                    "'epochs'?); valid keys here: batch_size, epochs, steps_per_epoch, "
                    "optimizer, schedule, loss, metrics, weight_decay, label_smoothing, ema, "
-                   "accumulate, seed, early_stopping, freeze, stages, target, precision, xla, "
-                   "threads", "load",
+                   "accumulate, seed, checkpoint_every, early_stopping, freeze, stages, "
+                   "target, precision, xla, threads", "load",
             ("train.epoch=3",)),
     # --- train: values of the wrong kind ---------------------------------------------------
     Mistake("a batch size of zero",

@@ -68,17 +68,26 @@ def tfds_data_dir(tmp_path_factory):
     return directory
 
 
-def kill_after_epochs(command, cwd, state_file: Path, epochs: int, sig=signal.SIGKILL):
-    """Start a training command, send it `sig` (kill -9 by default) once `state_file` records
-    `epochs` epochs; returns (epochs its checkpoint holds, exit code, stderr)."""
+def kill_when(command, cwd, state_file: Path, reached, sig=signal.SIGKILL):
+    """Start a training command, send it `sig` (kill -9 by default) once `reached(state)`
+    holds for the run state in `state_file`; returns (the run state then, exit code,
+    stderr)."""
     process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and process.poll() is None:
-        if state_file.exists() and len(json.loads(state_file.read_text())["history"]) >= epochs:
+        if state_file.exists() and reached(json.loads(state_file.read_text())):
             break
-        time.sleep(0.2)
+        time.sleep(0.05)
     os.kill(process.pid, sig)
     stdout, stderr = process.communicate(timeout=120)
     assert state_file.exists(), f"no checkpoint after the signal:\n{stdout}\n{stderr}"
-    return len(json.loads(state_file.read_text())["history"]), process.returncode, stderr
+    return json.loads(state_file.read_text()), process.returncode, stderr
+
+
+def kill_after_epochs(command, cwd, state_file: Path, epochs: int, sig=signal.SIGKILL):
+    """kill_when the run state records `epochs` epochs; returns (epochs its checkpoint holds,
+    exit code, stderr)."""
+    state, code, stderr = kill_when(command, cwd, state_file,
+                                    lambda state: len(state["history"]) >= epochs, sig)
+    return len(state["history"]), code, stderr

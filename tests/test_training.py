@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -13,7 +14,7 @@ import pytest
 
 import zoo
 
-from conftest import ROOT, TINY, kill_after_epochs, run
+from conftest import ROOT, TINY, kill_after_epochs, kill_when, run
 
 @pytest.fixture
 def tiny(tmp_path):
@@ -419,11 +420,41 @@ def test_ctrl_c_exits_cleanly_and_the_same_command_resumes(tiny):
     state = tiny / "exports" / "tiny" / "checkpoint" / "train" / "state.json"
     done, code, stderr = kill_after_epochs(command, tiny, state, epochs=1, sig=signal.SIGINT)
     assert code == 130
-    assert stderr == ("interrupted: the checkpoint of the last completed epoch is kept; run the "
-                      "same command again to resume from it\n")
+    assert stderr == ("interrupted: the last checkpoint is kept; run the same command again to "
+                      "resume from it\n")
     resumed = subprocess.run(command, cwd=tiny, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     assert f"resuming tiny after epoch {done} of 6" in resumed.stdout
+
+
+def test_a_terminal_gets_a_bar_of_each_epochs_steps_and_a_log_file_one_line_an_epoch(tiny):
+    import pty
+
+    command = [sys.executable, str(ROOT / "train.py"), "tiny.yaml", "--output", "exports",
+               "--set", "train.epochs=1"]
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child: train.py with a terminal as its output
+        os.chdir(tiny)
+        os.execv(sys.executable, command)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(terminal, 4096)
+        except OSError:  # the child is gone
+            break
+        if not chunk:
+            break
+        shown += chunk
+    assert os.waitpid(pid, 0)[1] == 0, shown.decode()
+    bar = re.sub(r"\x1b\[[0-9;]*m|\x08", "", shown.decode()).split("\r")  # colours, backspaces
+    assert any(part.startswith(" 1/44 ") for part in bar), bar
+    assert any(part.startswith("44/44 ") and "ms/step - loss: " in part and "accuracy: " in part
+               for part in bar), bar
+    logged = run("train.py", "tiny.yaml", "--output", "again", "--set", "train.epochs=1",
+                 cwd=tiny)
+    assert [line.split("  ")[0] for line in logged.stdout.splitlines()] == [
+        logged.stdout.splitlines()[0].split("  ")[0], "tiny: epoch 1/1", "exported again/tiny/1",
+        "recorded the result in again/results.json"]
 
 
 def test_threads_cannot_change_once_tensorflow_runs(tiny):
@@ -443,21 +474,75 @@ def test_a_kill_between_checkpoint_and_state_resumes_from_the_epoch_before(tmp_p
 
     import keras
 
-    from zoo.checkpoints import RunState
+    from zoo.checkpoints import Position, RunState
 
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     optimizer = keras.optimizers.SGD()
     state = RunState(str(tmp_path), "spec")
     for epoch in (1, 2):
         state.history.append({"loss": float(epoch)})
-        state.save(model, optimizer, epoch)
+        state.save(model, optimizer, Position(epoch), steps_per_epoch=10)
         if epoch == 1:
             shutil.copy(tmp_path / "state.json", tmp_path / "after-1.json")
     # the kill landed after epoch 2's checkpoint, before its state.json
     shutil.copy(tmp_path / "after-1.json", tmp_path / "state.json")
     resumed = RunState(str(tmp_path), "spec")
-    assert resumed.restore(model, optimizer) == 1
+    assert resumed.restore(model, optimizer) == Position(1)
     assert resumed.history == [{"loss": 1.0}]
+
+
+def test_a_kill_between_a_mid_epoch_checkpoint_and_its_state_resumes_at_the_one_before(
+        tmp_path):
+    import shutil
+
+    import keras
+
+    from zoo.checkpoints import Position, RunState
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    optimizer = keras.optimizers.SGD()
+    state = RunState(str(tmp_path), "spec")
+    state.history.append({"loss": 1.0})
+    state.save(model, optimizer, Position(1), steps_per_epoch=10)
+    state.save(model, optimizer, Position(1, 4), 10, totals={"loss": 2.0, "count": 32.0})
+    shutil.copy(tmp_path / "state.json", tmp_path / "at-4.json")
+    state.save(model, optimizer, Position(1, 8), 10, totals={"loss": 3.0, "count": 64.0})
+    shutil.copy(tmp_path / "at-4.json", tmp_path / "state.json")  # killed before step 8's state
+    resumed = RunState(str(tmp_path), "spec")
+    assert resumed.restore(model, optimizer) == Position(1, 4)
+    assert resumed.partial_totals == {"loss": 2.0, "count": 32.0}
+    assert resumed.history == [{"loss": 1.0}]
+
+
+def test_a_run_killed_within_an_epoch_resumes_at_its_last_step_checkpoint_exactly(tiny):
+    import keras
+
+    def command(output):
+        return [sys.executable, str(ROOT / "train.py"), "tiny.yaml", "--output", output,
+                "--set", "train.epochs=3", "--set", "train.batch_size=8",
+                "--set", "train.checkpoint_every=10", "--set", "data.augment={flip: horizontal}"]
+
+    state_file = tiny / "exports" / "tiny" / "checkpoint" / "train" / "state.json"
+    state, code, _ = kill_when(command("exports"), tiny, state_file, lambda state: state.get(
+        "partial", {}).get("position", [0, 0])[1] >= 30 and state["history"])
+    assert code == -signal.SIGKILL
+    epochs, steps = state["partial"]["position"]
+    resumed = subprocess.run(command("exports"), cwd=tiny, capture_output=True, text=True,
+                             timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming tiny in epoch {epochs + 1}/3 after step {steps} of 179" in resumed.stdout
+    uninterrupted = subprocess.run(command("again"), cwd=tiny, capture_output=True, text=True,
+                                   timeout=300)
+    assert uninterrupted.returncode == 0, uninterrupted.stderr
+    weights = [keras.saving.load_model(tiny / folder / "tiny" / "1" / "model.keras",
+                                       compile=False).get_weights()
+               for folder in ("exports", "again")]
+    for killed, whole in zip(*weights):
+        np.testing.assert_allclose(killed, whole, rtol=0, atol=1e-6)
+    histories = [json.loads((tiny / folder / "tiny" / "1" / "history.json").read_text())
+                 for folder in ("exports", "again")]
+    for killed, whole in zip(histories[0]["train"], histories[1]["train"]):
+        assert killed["loss"] == pytest.approx(whole["loss"], rel=1e-5)
 
 
 def test_the_python_api_trains_a_spec_given_as_text(tmp_path, monkeypatch):

@@ -1,9 +1,10 @@
 """The state of one training phase on disk, so an interrupted run resumes where it stopped.
 
 `OUTPUT/<spec name>/checkpoint/<phase>/` holds a TensorFlow checkpoint after
-every epoch, the history and loop state (`state.json`, replaced atomically)
-with the fingerprint of the resolved spec the run was started with, and, once
-the phase is done, the weights it ended with. Re-running the same command
+every epoch (and every `train.checkpoint_every` steps within one), the history
+and loop state (`state.json`, replaced atomically; within an epoch, also the
+epoch's running totals) with the fingerprint of the resolved spec the run was
+started with, and, once the phase is done, the weights it ended with. Re-running the same command
 resumes; a changed spec refuses to resume rather than mixing two runs. The
 caller removes the checkpoints once the run's export is complete.
 
@@ -21,6 +22,7 @@ import os
 import shutil
 import tempfile
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import tensorflow as tf
 
@@ -51,6 +53,14 @@ def spec_fingerprint(document: dict) -> str:
     return hashlib.sha256(json.dumps(document, sort_keys=True, default=str).encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class Position:
+    """Where a phase's training stands: the epochs done, and the steps done into the next."""
+
+    epochs: int
+    steps: int = 0
+
+
 class RunState:
     """Checkpoint, history and loop state of one run; `chief` decides who writes where."""
 
@@ -60,6 +70,7 @@ class RunState:
         self.fingerprint = fingerprint
         self.history: list = []
         self.extra: dict = {}
+        self.partial: dict = {}  # within an epoch: its position and running totals
         self._checkpoint = None
         self._manager = None
         self._scratch = None
@@ -78,6 +89,7 @@ class RunState:
                                       "options to resume it, or add --restart to discard it")
         self.history = saved.get("history", [])
         self.extra = saved.get("extra", {})
+        self.partial = saved.get("partial", {})
 
     def _writable_directory(self) -> str:
         if self.chief:
@@ -89,46 +101,68 @@ class RunState:
     def _track(self, model, optimizer) -> None:
         if self._checkpoint is None:
             self._epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+            self._step = tf.Variable(0, dtype=tf.int64, trainable=False)
             self._checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer,
-                                                   epoch=self._epoch)
+                                                   epoch=self._epoch, step=self._step)
             self._manager = tf.train.CheckpointManager(self._checkpoint,
                                                        self._writable_directory(), max_to_keep=2)
 
-    def restore(self, model, optimizer) -> int:
-        """Restore the latest checkpoint into model and optimizer; the epochs already done."""
+    def restore(self, model, optimizer) -> Position:
+        """Restore the latest checkpoint into model and optimizer; where it stands."""
         self._track(model, optimizer)
         kept = tf.train.get_checkpoint_state(self.directory)
         if kept is None:
-            self.history, self.extra = [], {}
-            return 0
-        paths = list(kept.all_model_checkpoint_paths)  # oldest first
-        done = self._restore(paths[-1])
-        if len(self.history) < done and len(paths) > 1:
-            # Killed between a checkpoint and the state.json written after it: the checkpoint
-            # before has its history and loop state on disk.
-            done = self._restore(paths[-2])
-        self.history = self.history[:done]
-        return done
+            self.history, self.extra, self.partial = [], {}, {}
+            return Position(0)
+        # Newest first, the first that state.json describes: a kill between a checkpoint and
+        # the state.json written after it leaves the state of the checkpoint before.
+        for path in reversed(kept.all_model_checkpoint_paths):
+            self._checkpoint.restore(path).assert_existing_objects_matched()
+            position = Position(int(self._epoch.numpy()), int(self._step.numpy()))
+            if self._describes(position):
+                break
+        self.history = self.history[:position.epochs]
+        if not position.steps or not self._describes(position):
+            self.partial = {}  # the running totals then start again with the steps left
+        return position
 
-    def _restore(self, path: str) -> int:
-        self._checkpoint.restore(path).assert_existing_objects_matched()
-        return int(self._epoch.numpy())
+    def _describes(self, position: Position) -> bool:
+        """Whether the loop state read from state.json belongs to a checkpoint at `position`."""
+        return len(self.history) >= position.epochs and (
+            not position.steps or self.partial.get("position") == [position.epochs,
+                                                                   position.steps])
 
-    def save(self, model, optimizer, epochs_done: int) -> None:
+    @property
+    def partial_totals(self) -> dict:
+        """The running totals of the epoch a mid-epoch checkpoint stopped in."""
+        return dict(self.partial.get("totals", {}))
+
+    def save(self, model, optimizer, position: Position, steps_per_epoch: int,
+             totals: dict | None = None) -> None:
+        """A checkpoint at `position`; within an epoch, `totals` are its running totals."""
         self._track(model, optimizer)
-        self._epoch.assign(epochs_done)
+        self._epoch.assign(position.epochs)
+        self._step.assign(position.steps)
+        self.partial = {"position": [position.epochs, position.steps],
+                        "totals": totals or {}} if position.steps else {}
+        where = (f"epoch {position.epochs + 1}, step {position.steps}" if position.steps
+                 else f"epoch {position.epochs}")
         try:
             os.makedirs(self._writable_directory(), exist_ok=True)
-            self._manager.save(checkpoint_number=epochs_done)
+            self._manager.save(checkpoint_number=position.epochs * steps_per_epoch
+                               + position.steps)
             if self.chief:  # the checkpoint first, then the state that points past it
-                write_json_atomically(os.path.join(self.directory, "state.json"), {
-                    "fingerprint": self.fingerprint, "history": self.history,
-                    "extra": self.extra})
+                self._write_state()
         except (OSError, tf.errors.OpError) as exc:  # a full disk shows up as either
-            raise write_failure(f"the checkpoint of epoch {epochs_done} into {self.directory}",
-                                exc, "Checkpoints of earlier epochs are kept: the same "
-                                "command, run again once there is room, resumes after the last "
-                                "of them") from None
+            raise write_failure(f"the checkpoint of {where} into {self.directory}",
+                                exc, "Earlier checkpoints are kept: the same command, run "
+                                "again once there is room, resumes after the last of "
+                                "them") from None
+
+    def _write_state(self) -> None:
+        write_json_atomically(os.path.join(self.directory, "state.json"), {
+            "fingerprint": self.fingerprint, "history": self.history, "extra": self.extra,
+            "partial": self.partial})
 
     @property
     def final_weights(self) -> str:
@@ -140,8 +174,7 @@ class RunState:
         if self.chief:
             with atomic_path(self.final_weights, suffix=".weights.h5") as partial:
                 model.save_weights(partial)
-            write_json_atomically(os.path.join(self.directory, "state.json"), {
-                "fingerprint": self.fingerprint, "history": self.history, "extra": self.extra})
+            self._write_state()
         if self._scratch:
             shutil.rmtree(self._scratch, ignore_errors=True)
 

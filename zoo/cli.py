@@ -269,8 +269,8 @@ def _run(job, verbose: bool) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        print("interrupted: the checkpoint of the last completed epoch is kept; run the same "
-              "command again to resume from it", file=sys.stderr)
+        print("interrupted: the last checkpoint is kept; run the same command again to resume "
+              "from it", file=sys.stderr)
         return EXIT_INTERRUPTED
     except (FloatingPointError, RunFailure) as exc:
         print(f"error: {exc}", file=sys.stderr)

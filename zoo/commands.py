@@ -26,7 +26,8 @@ def train(args) -> int:
     result = train_spec(args.spec, overrides=args.overrides, output=args.output,
                         strategy=args.strategy, logical_cpus=args.logical_cpus,
                         restart=args.restart, tensorboard=args.tensorboard,
-                        download=args.download, log=lambda message: print(message, flush=True))
+                        download=args.download, log=lambda message: print(message, flush=True),
+                        progress=sys.stdout.isatty())
     results = os.path.join(args.output, "results.json") if args.results is None else args.results
     if result.export and results:  # the chief's export; other workers record nothing
         record_result(results, result.spec.name, result.metrics, result.dataset,

@@ -91,9 +91,11 @@ def _split_size(info: DataInfo, split: str, raw) -> int:
 # --- batches ---------------------------------------------------------------------------------
 
 
-def training_batches(splits: Splits, input_shape, batching: Batching, first_epoch: int = 0):
-    """The training batches of up to CHAINED_EPOCHS epochs from `first_epoch` on, one epoch
-    after another in one endless dataset of (model input, target).
+def training_batches(splits: Splits, input_shape, batching: Batching, first_epoch: int = 0,
+                     first_step: int = 0):
+    """The training batches of up to CHAINED_EPOCHS epochs from `first_epoch` on (its first
+    `first_step` batches left out: a run resumed within the epoch), one epoch after another
+    in one endless dataset of (model input, target).
 
     A single iterator serves them and prefetches across the end of each epoch, where a new
     iterator per epoch would start cold (about 25 ms each time: a tenth of a LeNet epoch on
@@ -105,7 +107,7 @@ def training_batches(splits: Splits, input_shape, batching: Batching, first_epoc
     examples = shuffled_epochs(splits.train, batching, buffer, first_epoch)
     augmentation = dict(splits.options.get("augment") or {})
     dataset = _batched(examples, splits, input_shape, batching, augmentation,
-                       first_batch=first_epoch * batching.steps_per_epoch)
+                       first_batch=first_epoch * batching.steps_per_epoch, skip=first_step)
     # Endless: MultiWorkerMirroredStrategy's iterator then skips the all-reduce that asks
     # every worker whether it still has data, each step (12 of the 23 ms a LeNet step spent
     # communicating on two workers: benchmarks/scaling.py)
@@ -118,9 +120,10 @@ def evaluation_batches(splits: Splits, input_shape, batching: Batching):
 
 
 def _batched(examples, splits: Splits, input_shape, batching: Batching, augmentation: dict,
-             first_batch: int | None = None):
+             first_batch: int | None = None, skip: int = 0):
     """Raw (uint8 image, label) pairs -> batches of (model input, target), numbered from
-    `first_batch` for training (augmentation draws from the number), or one pass (None).
+    `first_batch` for training (augmentation draws from the number), or one pass (None);
+    the first `skip` batches are left out before any work is done on them.
 
     Preprocessing and augmentation run on whole batches: one op per batch instead of one per
     image costs the cores that train less. Images whose sizes vary (a folder of photos) are
@@ -158,7 +161,7 @@ def _batched(examples, splits: Splits, input_shape, batching: Batching, augmenta
 
     training = first_batch is not None
     dataset = examples.batch(batching.batch_size, drop_remainder=training)
-    dataset = dataset.enumerate(start=first_batch or 0)
+    dataset = dataset.enumerate(start=first_batch or 0).skip(skip)
     dataset = dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA

@@ -46,7 +46,8 @@ class TrainResult:
 
 def train(spec, *, overrides=(), output: str = "exports", strategy: str | None = None,
           logical_cpus: int | None = None, restart: bool = False,
-          tensorboard: str | None = None, download: bool = False, log=print) -> TrainResult:
+          tensorboard: str | None = None, download: bool = False, log=print,
+          progress: bool = False) -> TrainResult:
     """Train a spec as it declares (every pretraining phase, then training) and export it.
 
     `spec`: a spec file's path, YAML text (a string of several lines, named "spec"), or a
@@ -55,7 +56,8 @@ def train(spec, *, overrides=(), output: str = "exports", strategy: str | None =
     multi_worker (None: what the hardware and TF_CONFIG call for); `logical_cpus` splits the
     CPU into that many devices first. `restart` discards an unfinished run instead of
     resuming it. `tensorboard`: a folder for TensorBoard logs. `download`: let TFDS fetch a
-    missing dataset. `log` receives each progress line.
+    missing dataset. `log` receives each progress line; `progress` also draws a bar of each
+    epoch's steps on standard output (rate, ETA), for a terminal.
     """
     if logical_cpus:
         split_logical_cpus(logical_cpus)
@@ -66,6 +68,7 @@ def train(spec, *, overrides=(), output: str = "exports", strategy: str | None =
     if chief:
         check_writable(output, spec.name)
     log = log if chief else (lambda *_: None)
+    progress = progress and chief
     train_split = spec.data.get("train_split") or "train"
     labeled = load_splits(spec, train_split, download)
     info = labeled.info
@@ -102,7 +105,7 @@ def train(spec, *, overrides=(), output: str = "exports", strategy: str | None =
         with stop_between_steps_on_ctrl_c():
             histories = run_phases(steps, model, distribution, checkpoints,
                                    spec_fingerprint(plain(spec.document)), chief, log,
-                                   tensorboard)
+                                   tensorboard, progress)
         final = {key[4:]: value for key, value in histories[steps[-1].name][-1].items()
                  if key.startswith("val_")}
         # `eval_split` is what `zoo evaluate` takes by default; the figures of every epoch (and

@@ -292,6 +292,9 @@ TRAIN = Table("train", (
     Key("accumulate", POSITIVE, 1, "apply the gradients of this many batches at once: a "
         "paper's batch of 256 is 4 batches of 64 here (steps_per_epoch counts the small ones)"),
     Key("seed", Integer(), 0, "initial weights, shuffling, augmentation"),
+    Key("checkpoint_every", POSITIVE, None, "also checkpoint every this many steps (counted "
+        "over the run), so that a kill within a long epoch loses at most these and the run "
+        "resumes at the step it reached", "each epoch's end only"),
     Key("early_stopping", Section(EARLY_STOPPING, optional=True), None,
         "stop when `monitor` has not improved for `patience` epochs", "none"),
     Key("freeze", LayerPatterns(), None, "layers that keep their weights (names or patterns; "

@@ -22,12 +22,13 @@ from dataclasses import dataclass, field
 import keras
 import tensorflow as tf
 
-from zoo.checkpoints import RunState
+from zoo.checkpoints import Position, RunState
 from zoo.data import DataInfo
 from zoo.devices import choose_xla
 from zoo.pipeline import (CHAINED_EPOCHS, Batching, Splits, distribute, evaluation_batches,
                           training_batches)
 from zoo.optimization import averaged_weights, call_parts, make_loss, make_optimizer
+from zoo.progress import EpochProgress
 from zoo.source import normalize_name, suggest
 
 
@@ -44,6 +45,7 @@ class Plan(Batching):
     plateau: dict = field(default_factory=dict)
     early_stopping: dict = field(default_factory=dict)
     xla: object = "auto"  # auto, True or False (zoo.devices.choose_xla)
+    checkpoint_every: int | None = None  # steps; None: at the end of each epoch only
 
     @classmethod
     def from_section(cls, train, info: DataInfo, train_size: int) -> "Plan":
@@ -64,7 +66,8 @@ class Plan(Batching):
             else {},
             early_stopping=_watching(train.get("early_stopping")) if train.get("early_stopping")
             else {},
-            xla="auto" if train.get("xla") is None else train["xla"])
+            xla="auto" if train.get("xla") is None else train["xla"],
+            checkpoint_every=train.get("checkpoint_every"))
 
 
 def _watching(settings, **more) -> dict:
@@ -145,14 +148,20 @@ class Trainer:
 
         self.train_step, self.eval_step = run(train_step), run(eval_step)
 
-    def run_epoch(self, batches, step, steps: int | None = None) -> dict:
-        """Averaged statistics of `steps` batches from the iterator (all it has if None)."""
-        totals = {}
-        for number, batch in enumerate(itertools.islice(batches, steps), start=1):
+    def run_epoch(self, batches, step, steps: int | None = None, done: int = 0,
+                  totals: dict | None = None, after_step=None) -> dict:
+        """Averaged statistics of an epoch of `steps` batches from the iterator (all it has if
+        None), of which `done` were taken before a resume, with the running `totals` they
+        left; `after_step(number, totals)` is called after each step."""
+        totals = dict(totals or {})
+        left = None if steps is None else steps - done
+        for number, batch in enumerate(itertools.islice(batches, left), start=done + 1):
             for name, value in zip(self.statistic_names, step(batch).numpy()):
                 totals[name] = totals.get(name, 0.0) + float(value)
             if not math.isfinite(totals["loss"]):  # stop at once: later steps only spread it
                 raise NonFiniteLoss(number, totals["loss"], step is self.train_step)
+            if after_step:
+                after_step(number, totals)
             if INTERRUPTED.is_set():
                 raise KeyboardInterrupt
         return averages(totals)
@@ -251,10 +260,11 @@ def train_phases(spec, model: keras.Model, splits: Splits, name: str = "train",
 
 
 def run_phases(phases: list, model, strategy, checkpoints: str, fingerprint: str, chief: bool,
-               log, tensorboard: str | None = None) -> dict:
+               log, tensorboard: str | None = None, progress: bool = False) -> dict:
     """Run each phase in order; a finished phase is skipped and its final weights loaded, so
     the next phase starts from exactly what it ended with. Returns the histories by phase.
-    With `tensorboard` (a directory), the chief also writes TensorBoard logs there."""
+    With `tensorboard` (a directory), the chief also writes TensorBoard logs there;
+    `progress` draws a bar of each epoch's steps."""
     histories = {}
     for phase in phases:
         state = RunState(os.path.join(checkpoints, phase.name), fingerprint, chief)
@@ -264,7 +274,8 @@ def run_phases(phases: list, model, strategy, checkpoints: str, fingerprint: str
             continue
         set_trainable(model, phase.trainable)
         board = TensorBoardLog(tensorboard, phase.name) if tensorboard and chief else None
-        histories[phase.name] = train_phase(phase, strategy, state, log, tensorboard=board)
+        histories[phase.name] = train_phase(phase, strategy, state, log, tensorboard=board,
+                                            progress=progress)
         set_trainable(model, {layer.name for layer in model.layers})
         state.complete(model)
     return histories
@@ -297,10 +308,11 @@ def set_trainable(model: keras.Model, names: set) -> None:
 
 
 def train_phase(phase: Phase, strategy, state: RunState, log=print,
-                tensorboard: TensorBoardLog | None = None) -> list:
+                tensorboard: TensorBoardLog | None = None, progress: bool = False) -> list:
     """Train `phase.model` as `phase.section` says, resuming from `state`; returns the history
     of epoch metrics. Build the model in `strategy.scope()`. `tensorboard`, if given,
-    receives every epoch's metrics (give it on the chief only)."""
+    receives every epoch's metrics (give it on the chief only); `progress` draws a bar of
+    each epoch's steps."""
     model, splits = phase.model, phase.splits
     plan = Plan.from_section(phase.section, splits.info, splits.train_size)
     input_shape = tuple(model.inputs[0].shape[1:])
@@ -311,22 +323,29 @@ def train_phase(phase: Phase, strategy, state: RunState, log=print,
         optimizer.build(model.trainable_weights)
         trainer = Trainer(strategy, model, optimizer, make_loss(phase.section), plan)
     start = state.restore(model, optimizer)
-    if start:
-        log(f"resuming {phase.title} after epoch {start} of {plan.epochs} "
+    if start.steps:
+        log(f"resuming {phase.title} in epoch {start.epochs + 1}/{plan.epochs} after step "
+            f"{start.steps} of {plan.steps_per_epoch} (checkpoint in {state.directory})")
+    elif start.epochs:
+        log(f"resuming {phase.title} after epoch {start.epochs} of {plan.epochs} "
             f"(checkpoint in {state.directory})")
     eval_batches = evaluation_batches(splits, input_shape, plan)
-    for epoch in range(start, plan.epochs):
+    for epoch in range(start.epochs, plan.epochs):
         began = time.monotonic()
-        if (epoch - start) % CHAINED_EPOCHS == 0:
-            train_batches = distribute(strategy, training_batches(splits, input_shape, plan,
-                                                                  first_epoch=epoch))
+        done = start.steps if epoch == start.epochs else 0
+        if (epoch - start.epochs) % CHAINED_EPOCHS == 0:
+            train_batches = distribute(strategy, training_batches(
+                splits, input_shape, plan, first_epoch=epoch, first_step=done))
+        after_step = _each_step(plan, state, model, optimizer, epoch,
+                                EpochProgress(plan.steps_per_epoch, done) if progress else None)
         try:
-            metrics = trainer.run_epoch(train_batches, trainer.train_step, plan.steps_per_epoch)
+            metrics = trainer.run_epoch(train_batches, trainer.train_step, plan.steps_per_epoch,
+                                        done, state.partial_totals if done else None, after_step)
             with averaged_weights(optimizer, model.trainable_variables):  # with `ema`
                 metrics.update({f"val_{key}": value for key, value in trainer.run_epoch(
                     distribute(strategy, eval_batches), trainer.eval_step).items()})
         except NonFiniteLoss as bad:
-            kept = (f"the checkpoint after epoch {epoch} is kept in {state.directory}" if epoch
+            kept = (f"the last checkpoint is kept in {state.directory}" if epoch or done
                     else "no epoch had finished")
             raise FloatingPointError(f"the loss became {bad.kind} in epoch {epoch + 1}, "
                                      f"{bad.where} ({kept}); a smaller learning rate usually "
@@ -339,7 +358,7 @@ def train_phase(phase: Phase, strategy, state: RunState, log=print,
         if tensorboard:
             tensorboard.write(epoch + 1, metrics)
         stop = _after_epoch(plan, state, optimizer, metrics, log)
-        state.save(model, optimizer, epoch + 1)
+        state.save(model, optimizer, Position(epoch + 1), plan.steps_per_epoch)
         if stop:
             break
     # With `ema` the phase ends with the averaged weights: the next phase, the export and
@@ -347,6 +366,20 @@ def train_phase(phase: Phase, strategy, state: RunState, log=print,
     getattr(optimizer, "inner_optimizer", optimizer).finalize_variable_values(
         model.trainable_variables)
     return state.history
+
+
+def _each_step(plan: Plan, state: RunState, model, optimizer, epoch: int,
+               progress: EpochProgress | None):
+    """What happens after each training step of `epoch`: the progress bar moves, and every
+    `checkpoint_every` steps (counted over the run) a checkpoint within the epoch is saved."""
+    def after_step(number: int, totals: dict) -> None:
+        if progress:
+            progress.update(number, totals)
+        every = plan.checkpoint_every
+        if every and number < plan.steps_per_epoch and (
+                epoch * plan.steps_per_epoch + number) % every == 0:
+            state.save(model, optimizer, Position(epoch, number), plan.steps_per_epoch, totals)
+    return after_step
 
 
 DEEP = 100  # weighted layers from which a network counts as very deep
