@@ -161,3 +161,52 @@ def test_randaugment_is_keras_layer_drawing_from_the_batch_seed_alone():
         return np.mean([np.abs(layer(smooth, (0, seed)) - smooth).mean() for seed in range(30)])
 
     assert change(1) < change(10) / 1.5
+
+
+def test_photos_of_any_size_take_random_crops_of_the_whole_photo_one_by_one(tmp_path):
+    from PIL import Image
+
+    import zoo
+    from zoo.pipeline import load_splits, training_batches
+    from zoo.training import Plan
+
+    rng = np.random.default_rng(0)
+    for label in ("cats", "dogs"):  # 8 photos, split 80/20: 6 to train on
+        (tmp_path / "photos" / label).mkdir(parents=True)
+        for index, (height, width) in enumerate([(40, 60), (70, 50), (33, 33), (50, 40)]):
+            smooth = np.linspace(0, 255, height * width).reshape(height, width, 1)
+            Image.fromarray((smooth + rng.integers(0, 3, (height, width, 3))).astype(
+                np.uint8)).save(tmp_path / "photos" / label / f"{index}.png")
+    spec = zoo.spec_from_text(f"""
+model: {{inputs: {{image: [24, 24, 3]}}, layers: [flatten, {{dense: 2}}]}}
+data:
+  dataset: {tmp_path / "photos"}
+  preprocess: {{resize_shorter: 32, center_crop: 28}}
+  augment: {{random_resized_crop: {{scale: [0.1, 0.5]}}}}
+train: {{batch_size: 3, epochs: 2}}
+""")
+    splits = load_splits(spec, "train", download=False)
+    plan = Plan.from_section(spec.train, splits.info, splits.train_size)
+
+    def images(first_epoch, first_step=0):
+        return [batch.numpy() for batch, _ in training_batches(
+            splits, (24, 24, 3), plan, first_epoch, first_step).take(
+            (2 - first_epoch) * 2 - first_step)]  # 2 steps an epoch, to the end of epoch 2
+
+    drawn = images(0)
+    assert all(batch.shape == (3, 24, 24, 3) for batch in drawn)
+    np.testing.assert_array_equal(images(0, 1), drawn[1:])  # resumed within an epoch
+    np.testing.assert_array_equal(images(1), drawn[2:])  # resumed after it
+    # each crop is a part of its photo (at most half its area) blown up: neighbouring rows
+    # differ less than in the photo resized whole
+    whole = [tf.image.resize(tf.cast(image, tf.float32), (24, 24)).numpy()
+             for image, _ in splits.train]
+    assert np.abs(np.diff(np.concatenate(drawn[:2]), axis=1)).mean() < 0.8 * np.abs(
+        np.diff(np.stack(whole), axis=1)).mean()
+
+
+def test_a_center_crop_larger_than_the_image_takes_its_shorter_side():
+    from zoo.data import center_crops
+
+    wide = tf.zeros((1, 20, 30, 3))
+    assert [crop.shape for crop in center_crops(wide, 64, ten=True)] == [(1, 20, 20, 3)] * 10

@@ -605,3 +605,19 @@ def test_a_diverging_very_deep_network_is_told_what_the_papers_did():
         f" ({DEEP} weighted layers: He et al. 2015 trained ResNet-110 and ResNet-1202 at 0.01 "
         "until the training error fell below 80%, about 400 steps, then at 0.1; start with a "
         "tenth of the rate, e.g. --set train.optimizer.sgd.learning_rate=0.01)")
+
+
+@pytest.mark.slow  # AlexNet and ResNet-50 at 227 and 224 pixels: about a minute each
+@pytest.mark.parametrize("name", ["alexnet", "resnet50"])
+def test_the_papers_imagenet_recipes_train_offline_on_the_embedded_digits(tmp_path, name):
+    result = run("train.py", str(ROOT / "specs" / f"{name}.yaml"), "--output", "exports",
+                 "--set", "data.dataset=mnist_subset", "--set", "train.epochs=1",
+                 "--set", "train.steps_per_epoch=2", "--set", "train.batch_size=8", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    crop = {"alexnet": 227, "resnet50": 224}[name]
+    assert (f"mnist_subset's images are 28x28 pixels, smaller than data.preprocess's "
+            f"resize_shorter 256 and center_crop {crop}: they are scaled up") in result.stdout
+    assert ("mnist_subset has no 'validation' split: each epoch and the export are evaluated "
+            "on 'test'") in result.stdout
+    metadata = json.loads((tmp_path / "exports" / name / "1" / "metadata.json").read_text())
+    assert metadata["dataset"]["eval_split"] == "test"

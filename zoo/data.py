@@ -291,9 +291,11 @@ def resize_shorter(images, size: int, method: str):
 
 
 def center_crops(images, size: int, ten: bool = False) -> list:
-    """The center `size`-pixel square of each image; with `ten`, AlexNet's ten crops: the
-    center and the four corners, and the same five of the images flipped left to right."""
+    """The center `size`-pixel square of each image (its shorter side's, if smaller); with
+    `ten`, AlexNet's ten crops: the center and the four corners, and the same five of the
+    images flipped left to right."""
     height, width = tf.shape(images)[-3], tf.shape(images)[-2]
+    size = tf.minimum(size, tf.minimum(height, width))
     places = [((height - size) // 2, (width - size) // 2)]
     if ten:
         places += [(0, 0), (0, width - size), (height - size, 0), (height - size, width - size)]

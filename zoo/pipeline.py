@@ -37,6 +37,7 @@ class Splits:
     train_size: int
     eval_size: int
     options: dict  # the spec's data section: preprocess, augment, shuffle_buffer
+    eval_split: str = "test"  # the name of the split `eval` is
 
 
 @dataclass
@@ -68,12 +69,30 @@ def load_splits(spec: Spec, train_split: str, download: bool) -> Splits:
     where = data.where("dataset")
     eval_split = eval_split_name(spec)
     train_raw, info = load_split(name, train_split, download=download, where=where)
+    if eval_split == "validation" and "validation" not in info.split_sizes \
+            and "test" in info.split_sizes:  # an ImageNet spec on a dataset of test splits
+        eval_split = "test"
     eval_raw, _ = load_split(name, eval_split, download=download, where=where)
     sizes = [_split_size(info, split, raw) for split, raw in ((train_split, train_raw),
                                                               (eval_split, eval_raw))]
     train_raw, eval_raw = (cache_if_small(raw, info, size)
                            for raw, size in zip((train_raw, eval_raw), sizes))
-    return Splits(train_raw, eval_raw, info, *sizes, options=dict(data))
+    return Splits(train_raw, eval_raw, info, *sizes, options=dict(data), eval_split=eval_split)
+
+
+def upscaling_note(splits: Splits) -> str | None:
+    """What to tell a user whose images are smaller than the ImageNet-style resize and crop
+    the spec asks for (a spec of 224-pixel photos tried on 28-pixel digits), or None."""
+    preprocess = splits.options.get("preprocess") or {}
+    sizes = {key: preprocess[key] for key in ("resize_shorter", "center_crop")
+             if preprocess.get(key)}
+    shape = splits.info.image_shape
+    if not sizes or None in shape[:2] or min(shape[:2]) >= max(sizes.values()):
+        return None
+    asked = " and ".join(f"{key} {size}" for key, size in sizes.items())
+    return (f"{splits.info.name}'s images are {shape[0]}x{shape[1]} pixels, smaller than "
+            f"data.preprocess's {asked}: they are scaled up (crops larger than an image take "
+            "its shorter side); figures on them check the spec, not the paper's recipe")
 
 
 def cache_if_small(raw, info: DataInfo, size: int):
@@ -126,16 +145,32 @@ def _batched(examples, splits: Splits, input_shape, batching: Batching, augmenta
     the first `skip` batches are left out before any work is done on them.
 
     Preprocessing and augmentation run on whole batches: one op per batch instead of one per
-    image costs the cores that train less. Images whose sizes vary (a folder of photos) are
-    resized one by one first, so that they can share a batch.
+    image costs the cores that train less. Images whose sizes vary (a folder of photos,
+    ImageNet) are fitted to the model's input one by one first, so that they can share a
+    batch: resized, or with random_resized_crop a random part of each whole image, drawn from
+    the image's number in the run.
     """
     options = dict(splits.options.get("preprocess") or {})
-    if None in splits.info.image_shape:
-        examples = examples.map(lambda image, label: (resize(image, input_shape, options), label),
-                                num_parallel_calls=tf.data.AUTOTUNE)
-
     crop = augmentation.get("random_resized_crop")
     method = options.get("resize") or "bilinear"
+
+    def random_crops(images, seed):
+        return random_resized_crop(tf.cast(images, tf.float32), input_shape[:2], crop["scale"],
+                                   crop["ratio"], tf.random.experimental.stateless_fold_in(
+                                       seed, CROP_STREAM), method)
+
+    def fit(images, seed):
+        """Images at the model's size: a random part of each (training with
+        random_resized_crop), or resized and center-cropped as data.preprocess says."""
+        return random_crops(images, seed) if crop else resize(images, input_shape, options)
+
+    fitted_one_by_one = None in splits.info.image_shape
+    if fitted_one_by_one:
+        first_image = (first_batch or 0) * batching.batch_size
+        examples = examples.enumerate(start=first_image).map(
+            lambda number, example: (fit(example[0][None], tf.stack(
+                [batching.seed, number]))[0], example[1]), num_parallel_calls=tf.data.AUTOTUNE)
+
     randaugment = augmentation.get("randaugment")
     if randaugment:
         randaugment = RandAugment(randaugment["num_ops"], randaugment["magnitude"], method)
@@ -143,12 +178,8 @@ def _batched(examples, splits: Splits, input_shape, batching: Batching, augmenta
     def prepare(number, batch):
         images, labels = batch
         seed = tf.stack([batching.seed, number])
-        if crop:  # a random part of each image at the model's size, in place of the fixed fit
-            images = random_resized_crop(
-                tf.cast(images, tf.float32), input_shape[:2], crop["scale"], crop["ratio"],
-                tf.random.experimental.stateless_fold_in(seed, CROP_STREAM), method)
-        else:
-            images = resize(images, input_shape, options)
+        if not fitted_one_by_one:
+            images = fit(images, seed)
         images = convert_channels(images, input_shape[-1])
         if randaugment:  # on pixels, before they are normalized
             images = randaugment(images, tf.random.experimental.stateless_fold_in(

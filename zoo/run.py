@@ -23,7 +23,7 @@ from zoo.data import IMAGE_SUFFIXES, DataInfo
 from zoo.devices import (choose_precision, choose_strategy, choose_xla, describe_threads,
                          dtype_policy, is_chief, split_logical_cpus, strategy_name, use_threads)
 from zoo.export import check_writable, export
-from zoo.pipeline import eval_split_name, load_splits
+from zoo.pipeline import eval_split_name, load_splits, upscaling_note
 from zoo.preflight import check_before_training
 from zoo.pretrain import phases
 from zoo.source import SpecError, plain
@@ -79,6 +79,11 @@ def train(spec, *, overrides=(), output: str = "exports", strategy: str | None =
         f"{distribution.num_replicas_in_sync} replica(s), {precision}"
         f"{', XLA' if choose_xla(spec.train.get('xla'), distribution) else ''}"
         f"{', ' + threads if (threads := describe_threads()) else ''}")
+    if note := upscaling_note(labeled):
+        log(note)
+    if labeled.eval_split != eval_split_name(spec):
+        log(f"{info.name} has no '{eval_split_name(spec)}' split: each epoch and the export are "
+            f"evaluated on '{labeled.eval_split}'")
     if info.skipped:
         log(f"skipped {len(info.skipped)} file(s) of {info.name} that are not images by their "
             f"name (not {', '.join(IMAGE_SUFFIXES)}): {', '.join(info.skipped[:3])}"
@@ -111,8 +116,9 @@ def train(spec, *, overrides=(), output: str = "exports", strategy: str | None =
         # `eval_split` is what `zoo evaluate` takes by default; the figures of every epoch (and
         # so the result recorded) are on `evaluated`, the validation split if there is one.
         dataset = {"name": info.name, "train_split": train_split,
-                   "eval_split": spec.data.get("eval_split") or "test",
-                   "evaluated": eval_split_name(spec)}
+                   "eval_split": (spec.data.get("eval_split") if labeled.eval_split ==
+                                  eval_split_name(spec) else labeled.eval_split) or "test",
+                   "evaluated": labeled.eval_split}
         directory = None
         if chief:
             directory = export(spec, model, info, output, history=histories, metrics=final,
