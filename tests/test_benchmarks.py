@@ -58,7 +58,7 @@ def test_overhead_compares_spec_and_applications():
 
 
 def test_input_pipeline_compares_pipeline_and_memory():
-    (row,) = smoke_table("input_pipeline.py", ["spec", "batch", "pipeline", "in memory", "ratio"])
+    (row,) = smoke_table("input_pipeline.py", ["case", "batch", "pipeline", "in memory", "ratio"])
     assert row[0].strip() == "lenet" and float(row[4]) > 0
 
 

@@ -121,6 +121,7 @@ def test_a_missing_or_damaged_source_is_an_error_at_dry_run(write_spec, source, 
     assert capsys.readouterr().err.startswith(f"error: {message}")
 
 
+@pytest.mark.slow  # two trainings, a kill and a resume: about 50 s
 def test_frozen_layers_keep_the_sources_weights_and_stages_resume(tmp_path):
     """Train the base, then fine-tune it in two stages: the head alone (the hidden layer and
     its BatchNormalization frozen, the statistics included), then everything; a kill in the

@@ -100,6 +100,7 @@ def test_tied_decoder_uses_the_transposed_encoder_kernel(write_spec):
     assert len(stage.trainable_weights) == 3  # encoder kernel and bias, decoder bias
 
 
+@pytest.mark.slow  # a kill in the middle of the phases and a resume: about 30 s
 def test_pretraining_resumes_in_the_phase_and_epoch_where_it_stopped(tmp_path):
     (tmp_path / "sdae.yaml").write_text(SDAE.replace("epochs: 4", "epochs: 30"))
     command = [sys.executable, str(ROOT / "train.py"), "sdae.yaml", "--output", "exports"]

@@ -114,6 +114,7 @@ def test_vgg16_matches_keras_applications():
     assert ours.count_params() == theirs.count_params() == 138_357_544
 
 
+@pytest.mark.slow  # 1,202 layers built: about 25 s
 def test_resnet_1202_builds_with_the_papers_parameter_count(capsys):
     # He et al. 2015, Table 6: ResNet-1202 (n = 200) has 19.4M parameters; Keras walks the
     # graph recursively, one frame per layer, past Python's default limit (zoo.build)

@@ -414,6 +414,7 @@ def test_a_loss_that_becomes_nan_stops_with_the_epoch_and_keeps_the_last_checkpo
     assert not (tiny / "exports" / "tiny" / "1").exists()
 
 
+@pytest.mark.slow  # two trainings: about 20 s
 def test_ctrl_c_exits_cleanly_and_the_same_command_resumes(tiny):
     command = [sys.executable, str(ROOT / "train.py"), "tiny.yaml", "--output", "exports",
                "--set", "train.epochs=6", "--set", "train.batch_size=8"]
