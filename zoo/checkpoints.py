@@ -4,9 +4,10 @@
 every epoch (and every `train.checkpoint_every` steps within one), the history
 and loop state (`state.json`, replaced atomically; within an epoch, also the
 epoch's running totals) with the fingerprint of the resolved spec the run was
-started with, and, once the phase is done, the weights it ended with. Re-running the same command
-resumes; a changed spec refuses to resume rather than mixing two runs. The
-caller removes the checkpoints once the run's export is complete.
+started with, and, once the phase is done, the weights it ended with.
+Re-running the same command resumes; a changed spec refuses to resume rather
+than mixing two runs. The caller removes the checkpoints once the run's export
+is complete.
 
 Under MultiWorkerMirroredStrategy every worker must take part in saving; only
 the chief writes into the directory, the others into a scratch directory that
@@ -119,10 +120,11 @@ class RunState:
         for path in reversed(kept.all_model_checkpoint_paths):
             self._checkpoint.restore(path).assert_existing_objects_matched()
             position = Position(int(self._epoch.numpy()), int(self._step.numpy()))
-            if self._describes(position):
+            described = self._describes(position)
+            if described:
                 break
         self.history = self.history[:position.epochs]
-        if not position.steps or not self._describes(position):
+        if not position.steps or not described:
             self.partial = {}  # the running totals then start again with the steps left
         return position
 

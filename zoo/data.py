@@ -264,13 +264,22 @@ def normalize(images, options: dict):
     return images
 
 
+def pixel_scale(options: dict):
+    """What a pixel's [0, 1] range is in the preprocessed images' units, per channel (for
+    augmentations defined on pixels, such as AlexNet's colour noise)."""
+    scale = 255.0 * float(options.get("rescale") or 1.0)
+    if options.get("std") is not None:
+        return tf.constant(scale, tf.float32) / tf.constant(options["std"], tf.float32)
+    return scale
+
+
 def resize(images, input_shape, options: dict, crop: bool = True):
     """Images (one or a batch) -> float32 at the model's height and width: the shorter side
     resized to `resize_shorter`, the center `center_crop` pixels square cut out (as ImageNet
     evaluation does), then resized to the model's input if it still differs. The one step
     of `preprocess` that images of different sizes need before they can share a batch."""
     height, width, _ = input_shape
-    method = options.get("resize") or "bilinear"
+    method = resize_method(options)
     images = tf.cast(images, tf.float32)
     if options.get("resize_shorter"):
         images = resize_shorter(images, options["resize_shorter"], method)
@@ -281,6 +290,11 @@ def resize(images, input_shape, options: dict, crop: bool = True):
     if tuple(images.shape[-3:-1]) != (height, width):
         images = tf.image.resize(images, (height, width), method=method)
     return images
+
+
+def resize_method(options: dict) -> str:
+    """How data.preprocess resizes images: bilinear unless it says otherwise."""
+    return options.get("resize") or "bilinear"
 
 
 def resize_shorter(images, size: int, method: str):

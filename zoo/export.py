@@ -28,7 +28,7 @@ import keras
 import tensorflow as tf
 import yaml
 
-from zoo.data import DataInfo, center_crops, preprocess
+from zoo.data import DataInfo, center_crops, preprocess, resize_method
 from zoo.plots import plot_training_curves
 from zoo.files import fsync_tree, write_failure
 from zoo.layers import with_stock_keras_layers
@@ -131,8 +131,8 @@ def _write_version(directory, spec, model, info: DataInfo, history, metrics, dat
             corners of the uncropped image and their mirror images."""
             uncropped = preprocess(image, input_shape, options, crop=False)
             crops = center_crops(uncropped, options["center_crop"], ten=True)
-            outputs = [serving_model(tf.image.resize(crop, input_shape[:2]), training=False)
-                       for crop in crops]
+            outputs = [serving_model(tf.image.resize(crop, input_shape[:2], resize_method(
+                options)), training=False) for crop in crops]
             return {name: tf.reduce_mean([tf.cast(output[name], tf.float32)
                                           for output in outputs], axis=0) for name in nodes}
 

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import tensorflow as tf
 
 from zoo.augment import RandAugment, augment, random_resized_crop
-from zoo.data import DataInfo, convert_channels, load_split, normalize, resize
+from zoo.data import (DataInfo, convert_channels, load_split, normalize, pixel_scale, resize,
+                      resize_method)
 from zoo.source import SpecError
 from zoo.spec import Spec
 
@@ -67,17 +68,22 @@ def load_splits(spec: Spec, train_split: str, download: bool) -> Splits:
                                                "NAME}` or pass --set data.dataset=mnist_subset")
     name = data["dataset"]
     where = data.where("dataset")
-    eval_split = eval_split_name(spec)
     train_raw, info = load_split(name, train_split, download=download, where=where)
-    if eval_split == "validation" and "validation" not in info.split_sizes \
-            and "test" in info.split_sizes:  # an ImageNet spec on a dataset of test splits
-        eval_split = "test"
+    eval_split = split_of(info, eval_split_name(spec))
     eval_raw, _ = load_split(name, eval_split, download=download, where=where)
     sizes = [_split_size(info, split, raw) for split, raw in ((train_split, train_raw),
                                                               (eval_split, eval_raw))]
     train_raw, eval_raw = (cache_if_small(raw, info, size)
                            for raw, size in zip((train_raw, eval_raw), sizes))
     return Splits(train_raw, eval_raw, info, *sizes, options=dict(data), eval_split=eval_split)
+
+
+def split_of(info: DataInfo, split: str) -> str:
+    """`split`, or `test` for a `validation` split the dataset lacks: an ImageNet spec tried
+    on a dataset of train and test splits (`--set data.dataset=mnist_subset`)."""
+    if split == "validation" and split not in info.split_sizes and "test" in info.split_sizes:
+        return "test"
+    return split
 
 
 def upscaling_note(splits: Splits) -> str | None:
@@ -152,7 +158,7 @@ def _batched(examples, splits: Splits, input_shape, batching: Batching, augmenta
     """
     options = dict(splits.options.get("preprocess") or {})
     crop = augmentation.get("random_resized_crop")
-    method = options.get("resize") or "bilinear"
+    method = resize_method(options)
 
     def random_crops(images, seed):
         return random_resized_crop(tf.cast(images, tf.float32), input_shape[:2], crop["scale"],
@@ -197,15 +203,6 @@ def _batched(examples, splits: Splits, input_shape, batching: Batching, augmenta
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return dataset.with_options(options)
-
-
-def pixel_scale(options: dict):
-    """What a pixel's [0, 1] range is in the preprocessed images' units, per channel (for
-    augmentations defined on pixels, such as AlexNet's colour noise)."""
-    scale = 255.0 * float(options.get("rescale") or 1.0)
-    if options.get("std") is not None:
-        return tf.constant(scale, tf.float32) / tf.constant(options["std"], tf.float32)
-    return scale
 
 
 def shuffled_epochs(dataset, batching: Batching, buffer: int, first_epoch: int):

@@ -23,7 +23,7 @@ from zoo.data import IMAGE_SUFFIXES, DataInfo
 from zoo.devices import (choose_precision, choose_strategy, choose_xla, describe_threads,
                          dtype_policy, is_chief, split_logical_cpus, strategy_name, use_threads)
 from zoo.export import check_writable, export
-from zoo.pipeline import eval_split_name, load_splits, upscaling_note
+from zoo.pipeline import eval_split_name, load_splits, split_of, upscaling_note
 from zoo.preflight import check_before_training
 from zoo.pretrain import phases
 from zoo.source import SpecError, plain
@@ -116,8 +116,7 @@ def train(spec, *, overrides=(), output: str = "exports", strategy: str | None =
         # `eval_split` is what `zoo evaluate` takes by default; the figures of every epoch (and
         # so the result recorded) are on `evaluated`, the validation split if there is one.
         dataset = {"name": info.name, "train_split": train_split,
-                   "eval_split": (spec.data.get("eval_split") if labeled.eval_split ==
-                                  eval_split_name(spec) else labeled.eval_split) or "test",
+                   "eval_split": split_of(info, spec.data.get("eval_split") or "test"),
                    "evaluated": labeled.eval_split}
         directory = None
         if chief:
