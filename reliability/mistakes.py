@@ -183,6 +183,10 @@ MISTAKES = (
             f"extends: {ROOT / 'specs' / 'autoencoder.yaml'}\ndata: {{augment: {{mixup: 0.2}}}}\n",
             "SPEC:2:25: data.augment.mixup: mixup mixes the labels of two images, so it needs "
             "target: label and the loss sparse_categorical_crossentropy", "preflight"),
+    Mistake("a random crop's scale written largest first",
+            LENET + "data: {augment: {random_resized_crop: {scale: [1.0, 0.5]}}}\n",
+            "SPEC:2:47: data.augment.random_resized_crop.scale: expected two numbers (number "
+            "above 0 to 1), the least first, such as [0.08, 1.0], received [1.0, 0.5]", "load"),
     Mistake("label smoothing with another loss",
             LENET + "train: {loss: mean_squared_error, label_smoothing: 0.1}\n",
             "SPEC:2:52: train.label_smoothing: label smoothing turns the integer labels into "

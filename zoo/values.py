@@ -170,8 +170,8 @@ class Range(ListOf):
 
     def check(self, value, container, key):
         value = super().check(value, container, key)
-        if len(value) != 2 or value[0] > value[1]:
-            raise container.error(key, f"expected {self.words}, received {describe(value)}")
+        if len(value) != 2 or value[0] > value[1]:  # a list of numbers: shown as it is
+            raise container.error(key, f"expected {self.words}, received {list(value)}")
         return value
 
     def schema(self) -> dict:
