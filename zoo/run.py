@@ -47,7 +47,7 @@ class TrainResult:
 def train(spec, *, overrides=(), output: str = "exports", strategy: str | None = None,
           logical_cpus: int | None = None, restart: bool = False,
           tensorboard: str | None = None, download: bool = False, log=print,
-          progress: bool = False) -> TrainResult:
+          progress: bool = False, on_epoch=None) -> TrainResult:
     """Train a spec as it declares (every pretraining phase, then training) and export it.
 
     `spec`: a spec file's path, YAML text (a string of several lines, named "spec"), or a
@@ -57,7 +57,9 @@ def train(spec, *, overrides=(), output: str = "exports", strategy: str | None =
     CPU into that many devices first. `restart` discards an unfinished run instead of
     resuming it. `tensorboard`: a folder for TensorBoard logs. `download`: let TFDS fetch a
     missing dataset. `log` receives each progress line; `progress` also draws a bar of each
-    epoch's steps on standard output (rate, ETA), for a terminal.
+    epoch's steps on standard output (rate, ETA), for a terminal. `on_epoch(phase name, epoch
+    number, metrics)` is called on the chief after each epoch is checkpointed (a tracker
+    logs the figures; a sweep prunes a poor trial by raising).
     """
     if logical_cpus:
         split_logical_cpus(logical_cpus)
@@ -110,7 +112,7 @@ def train(spec, *, overrides=(), output: str = "exports", strategy: str | None =
         with stop_between_steps_on_ctrl_c():
             histories = run_phases(steps, model, distribution, checkpoints,
                                    spec_fingerprint(plain(spec.document)), chief, log,
-                                   tensorboard, progress)
+                                   tensorboard, progress, on_epoch)
         final = {key[4:]: value for key, value in histories[steps[-1].name][-1].items()
                  if key.startswith("val_")}
         # `eval_split` is what `zoo evaluate` takes by default; the figures of every epoch (and

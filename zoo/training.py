@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import functools
 import itertools
 import math
 import os
@@ -260,11 +261,13 @@ def train_phases(spec, model: keras.Model, splits: Splits, name: str = "train",
 
 
 def run_phases(phases: list, model, strategy, checkpoints: str, fingerprint: str, chief: bool,
-               log, tensorboard: str | None = None, progress: bool = False) -> dict:
+               log, tensorboard: str | None = None, progress: bool = False,
+               on_epoch=None) -> dict:
     """Run each phase in order; a finished phase is skipped and its final weights loaded, so
     the next phase starts from exactly what it ended with. Returns the histories by phase.
     With `tensorboard` (a directory), the chief also writes TensorBoard logs there;
-    `progress` draws a bar of each epoch's steps."""
+    `progress` draws a bar of each epoch's steps; the chief calls `on_epoch(phase name,
+    epoch number, metrics)` after each epoch is checkpointed."""
     histories = {}
     for phase in phases:
         state = RunState(os.path.join(checkpoints, phase.name), fingerprint, chief)
@@ -273,9 +276,13 @@ def run_phases(phases: list, model, strategy, checkpoints: str, fingerprint: str
             histories[phase.name] = state.history
             continue
         set_trainable(model, phase.trainable)
-        board = TensorBoardLog(tensorboard, phase.name) if tensorboard and chief else None
-        histories[phase.name] = train_phase(phase, strategy, state, log, tensorboard=board,
-                                            progress=progress)
+        observers = []
+        if chief and tensorboard:
+            observers.append(TensorBoardLog(tensorboard, phase.name).write)
+        if chief and on_epoch:
+            observers.append(functools.partial(on_epoch, phase.name))
+        histories[phase.name] = train_phase(phase, strategy, state, log, progress=progress,
+                                            after_epoch=observers)
         set_trainable(model, {layer.name for layer in model.layers})
         state.complete(model)
     return histories
@@ -307,12 +314,13 @@ def set_trainable(model: keras.Model, names: set) -> None:
         layer.trainable = layer.name in names
 
 
-def train_phase(phase: Phase, strategy, state: RunState, log=print,
-                tensorboard: TensorBoardLog | None = None, progress: bool = False) -> list:
+def train_phase(phase: Phase, strategy, state: RunState, log=print, progress: bool = False,
+                after_epoch=()) -> list:
     """Train `phase.model` as `phase.section` says, resuming from `state`; returns the history
-    of epoch metrics. Build the model in `strategy.scope()`. `tensorboard`, if given,
-    receives every epoch's metrics (give it on the chief only); `progress` draws a bar of
-    each epoch's steps."""
+    of epoch metrics. Build the model in `strategy.scope()`. `progress` draws a bar of each
+    epoch's steps; each of `after_epoch` (give them on the chief only) is called with the
+    epoch's number and metrics once the epoch is checkpointed, so one that raises (a sweep
+    pruning a trial) leaves a run that resumes."""
     model, splits = phase.model, phase.splits
     plan = Plan.from_section(phase.section, splits.info, splits.train_size)
     input_shape = tuple(model.inputs[0].shape[1:])
@@ -355,10 +363,10 @@ def train_phase(phase: Phase, strategy, state: RunState, log=print,
         state.history.append(metrics)
         log(f"{phase.title}: epoch {epoch + 1}/{plan.epochs}  " + "  ".join(
             f"{key} {value:.4g}" for key, value in metrics.items()))
-        if tensorboard:
-            tensorboard.write(epoch + 1, metrics)
         stop = _after_epoch(plan, state, optimizer, metrics, log)
         state.save(model, optimizer, Position(epoch + 1), plan.steps_per_epoch)
+        for observer in after_epoch:
+            observer(epoch + 1, metrics)
         if stop:
             break
     # With `ema` the phase ends with the averaged weights: the next phase, the export and
