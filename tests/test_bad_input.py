@@ -120,7 +120,8 @@ DAMAGES = {
     "not a SavedModel": (
         lambda d: [p.unlink() for p in d.glob("*.pb")],
         "bad/export: not a SavedModel (no saved_model.pb); give an export version such as "
-        "exports/lenet/1, or the spec's folder (exports/lenet) for its newest version"),
+        "exports/lenet/1, the spec's folder (exports/lenet) for its newest version, or a "
+        "model.onnx or model.tflite file in a version"),
     "variables deleted": (
         lambda d: (d / "variables" / "variables.data-00000-of-00001").unlink(),
         "bad/export: the SavedModel cannot be loaded, it is damaged or incomplete (copy it "

@@ -1,7 +1,7 @@
 """The `zoo` command (and train.py, evaluate.py): parse arguments, run, map failures to exit codes.
 
-    zoo train SPEC | evaluate EXPORT | predict EXPORT IMAGE... | summary SPEC | plot SPEC
-        | list | schema
+    zoo train SPEC | evaluate EXPORT | convert EXPORT --to FORMAT | predict EXPORT IMAGE...
+        | summary SPEC | plot SPEC | list | schema
 
 Every subcommand's parser is built here once; `train.py` and `evaluate.py` use the same ones.
 What each command does is in `zoo.commands`. Exit codes (the contract in DESIGN.md): 0
@@ -58,8 +58,9 @@ def _add_download(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_export(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("export", help="an export version directory, e.g. exports/lenet/1, or "
-                                       "a spec's export folder (exports/lenet) for its newest")
+    parser.add_argument("export", help="an export version directory, e.g. exports/lenet/1, a "
+                                       "spec's export folder (exports/lenet) for its newest, or "
+                                       "a .onnx or .tflite file converted in one")
 
 
 # --- the subcommands: (one-line help, examples, arguments) -------------------------------------
@@ -103,6 +104,15 @@ def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
                         help="where the confusion matrix picture goes (default: "
                              "EXPORT/confusion_matrix-<dataset>-<split>.png)")
     _add_download(parser)
+
+
+def _convert_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_export(parser)
+    parser.add_argument("--to", dest="formats", action="append", required=True,
+                        choices=("onnx", "litert", "litert_int8"), metavar="FORMAT",
+                        help="onnx (model.onnx), litert (model.tflite) or litert_int8 "
+                             "(model_int8.tflite: weights and activations quantized to int8); "
+                             "repeatable")
 
 
 def _predict_arguments(parser: argparse.ArgumentParser) -> None:
@@ -156,6 +166,18 @@ examples:
   zoo evaluate exports/lenet                   # the newest version
   zoo evaluate exports/lenet/1 --dataset mnist_subset --split train --json metrics.json
 """, _evaluate_arguments),
+    "convert": ("convert an export to ONNX or LiteRT, checked against its SavedModel", """\
+The file is written into the export's version folder, takes the raw images as the
+SavedModel does (preprocessing inside) and must agree with it within 1e-4 on 100 eval
+images (int8: the difference and the top-class agreement are reported). `zoo evaluate`
+and `zoo predict` take the file as they take the folder. A spec's `export.formats` does
+the same at the end of training.
+
+examples:
+  zoo convert exports/lenet --to onnx --to litert
+  zoo convert exports/lenet/1 --to litert_int8
+  zoo evaluate exports/lenet/1/model_int8.tflite      # accuracy, and its change from the SavedModel
+""", _convert_arguments),
     "predict": ("top classes of your own images, from an export alone", """\
 Images are converted to the export's input (grey or RGB, resized) as training did.
 

@@ -96,6 +96,20 @@ def evaluate(args) -> int:
     return EXIT_OK
 
 
+def convert(args) -> int:
+    from zoo.conversion import convert as convert_export
+    from zoo.evaluation import newest_version
+    from zoo.source import SpecError
+
+    directory = newest_version(args.export)
+    if os.path.isfile(directory):
+        raise SpecError(None, "", f"{directory}: give the export folder the file is in, which "
+                                  "holds the SavedModel every format is converted from")
+    convert_export(directory, list(dict.fromkeys(args.formats)),
+                   log=lambda message: print(message, flush=True))
+    return EXIT_OK
+
+
 def predict(args) -> int:
     from zoo.evaluation import newest_version
     from zoo.predict import Predictor, image_files
@@ -152,5 +166,5 @@ def schema(args) -> int:
     return EXIT_OK
 
 
-RUN = {"train": train, "evaluate": evaluate, "predict": predict, "summary": summary,
+RUN = {"train": train, "evaluate": evaluate, "convert": convert, "predict": predict, "summary": summary,
        "plot": plot, "list": list_specs, "schema": schema}

@@ -11,41 +11,17 @@ import json
 import os
 
 import numpy as np
-import tensorflow as tf
 
 from zoo.data import load_split
 from zoo.export import TEN_CROP, existing_versions
+from zoo.runtimes import bad_export, load_saved_model, open_model
 from zoo.source import SpecError
 
 BATCH_SIZE = 256
 
 
-def bad_export(directory: str, message: str) -> SpecError:
-    return SpecError(None, "", f"{directory}: {message}")
-
-
-def load_saved_model(directory: str):
-    """The SavedModel of an export directory, checked to have a serving_default signature."""
-    if not os.path.isdir(directory):
-        raise bad_export(directory, "no such export directory")
-    if not os.path.exists(os.path.join(directory, "saved_model.pb")):
-        raise bad_export(directory, "not a SavedModel (no saved_model.pb); give an export "
-                                     "version such as exports/lenet/1, or the spec's folder "
-                                     "(exports/lenet) for its newest version")
-    try:
-        loaded = tf.saved_model.load(directory)
-    except Exception as exc:  # TensorFlow reports damaged files with many exception types
-        raise bad_export(directory, "the SavedModel cannot be loaded, it is damaged or "
-                                    "incomplete (copy it again, or train again): "
-                                    f"{str(exc).strip().splitlines()[0]}") from None
-    if "serving_default" not in loaded.signatures:
-        raise bad_export(directory, "the SavedModel has no serving_default signature")
-    return loaded
-
-
-def load_export(directory: str):
-    """(the loaded SavedModel, its metadata.json) of an export directory, checked."""
-    loaded = load_saved_model(directory)
+def load_metadata(directory: str) -> dict:
+    """The metadata.json of an export directory, checked."""
     try:
         with open(os.path.join(directory, "metadata.json")) as handle:
             metadata = json.load(handle)
@@ -53,7 +29,7 @@ def load_export(directory: str):
         raise bad_export(directory, f"metadata.json is missing or damaged ({exc}); was this "
                                      "written by train.py?") from None
     _check_metadata(directory, metadata)
-    return loaded, metadata
+    return metadata
 
 
 # The metadata.json entries evaluation reads, with the keys each must hold.
@@ -79,31 +55,26 @@ def newest_version(directory: str) -> str:
     return directory
 
 
-def evaluate_export(directory: str, dataset: str | None = None, split: str | None = None,
+def evaluate_export(path: str, dataset: str | None = None, split: str | None = None,
                     download: bool = False, crops: int = 1) -> dict:
-    """Metrics of the export on a split; `crops=10` averages the outputs over AlexNet's ten
-    crops (the export's `ten_crop` signature, there when its preprocessing crops the center)."""
-    loaded, metadata = load_export(directory)
-    serve = loaded.signatures["serving_default"]
-    if crops == 10:
-        if TEN_CROP not in loaded.signatures:
-            raise SpecError(None, "--crops", f"{directory} takes no crops: ten-crop evaluation "
-                                             "crops around the center of images its spec's "
-                                             "data.preprocess resizes and center_crops")
-        serve = loaded.signatures[TEN_CROP]
+    """Metrics of an export on a split: of a version folder's SavedModel, or of a `.onnx` or
+    `.tflite` file converted in one (then with the SavedModel's accuracy beside it, and the
+    change). `crops=10` averages the outputs over AlexNet's ten crops (the SavedModel's
+    `ten_crop` signature, there when its preprocessing crops the center)."""
+    serve = _signature(path, crops)
+    metadata = load_metadata(serve.directory)
     dataset = dataset or metadata["dataset"]["name"]
     split = split or metadata["dataset"]["eval_split"]
     raw, info = load_split(dataset, split, download=download, where=(None, "--dataset"))
-    input_name = metadata["input"]["name"]
     expected = tuple(metadata["input"]["shape"][1:])
     if not all(e is None or e == h for e, h in zip(expected, info.image_shape)) \
             or len(expected) != len(info.image_shape):
         raise SpecError(None, "--dataset", f"dataset '{dataset}' yields images of shape "
                                            f"{list(info.image_shape)} but the export takes "
                                            f"{list(expected)}")
-    reconstruction = metadata.get("target") == "input"
-    if reconstruction:
-        return _reconstruction_metrics(loaded, serve, raw, info, input_name, dataset, split)
+    if metadata.get("target") == "input":
+        return _reconstruction_metrics(serve, open_model(serve.directory, "preprocess"), raw,
+                                       info, dataset, split)
     classes = metadata["class_names"]
     if info.num_classes != len(classes):
         raise SpecError(None, "--dataset", f"dataset '{dataset}' has {info.num_classes} classes, "
@@ -111,11 +82,29 @@ def evaluate_export(directory: str, dataset: str | None = None, split: str | Non
     output_name = next(iter(metadata["outputs"]))
     labels, probabilities = [], []
     for images, batch_labels in raw.batch(_batch_size(info.image_shape)):
-        probabilities.append(serve(**{input_name: images})[output_name].numpy())
+        probabilities.append(serve(images.numpy())[output_name])
         labels.append(batch_labels.numpy())
-    metrics = classification_metrics(np.concatenate(labels), np.concatenate(probabilities),
-                                     classes, dataset, split)
-    return {**metrics, "crops": crops}
+    metrics = {**classification_metrics(np.concatenate(labels), np.concatenate(probabilities),
+                                        classes, dataset, split),
+               "crops": crops, "format": serve.format}
+    if serve.format != "saved_model":  # a converted file: how far conversion moved it
+        reference = evaluate_export(serve.directory, dataset, split, download)["accuracy"]
+        metrics.update(saved_model_accuracy=reference,
+                       accuracy_change=metrics["accuracy"] - reference)
+    return metrics
+
+
+def _signature(path: str, crops: int):
+    if crops == 1:
+        return open_model(path)
+    if not os.path.isdir(path):
+        raise SpecError(None, "--crops", f"{path}: ten-crop evaluation runs the SavedModel's "
+                                         "ten_crop signature; give the export folder")
+    if TEN_CROP not in load_saved_model(path).signatures:
+        raise SpecError(None, "--crops", f"{path} takes no crops: ten-crop evaluation crops "
+                                         "around the center of images its spec's "
+                                         "data.preprocess resizes and center_crops")
+    return open_model(path, TEN_CROP)
 
 
 def classification_metrics(labels, probabilities, classes, dataset, split) -> dict:
@@ -143,12 +132,11 @@ def _batch_size(image_shape) -> int:
     return BATCH_SIZE if None not in image_shape else 1
 
 
-def _reconstruction_metrics(loaded, serve, raw, info, input_name, dataset, split) -> dict:
-    preprocess = loaded.signatures["preprocess"]
+def _reconstruction_metrics(serve, preprocess, raw, info, dataset, split) -> dict:
     squared, crossentropy, count = 0.0, 0.0, 0
     for images, _ in raw.batch(_batch_size(info.image_shape)):
-        target = preprocess(**{input_name: images})["input"].numpy()
-        output = serve(**{input_name: images})["reconstruction"].numpy()
+        target = preprocess(images.numpy())["input"]
+        output = serve(images.numpy())["reconstruction"]
         clipped = np.clip(output, 1e-7, 1 - 1e-7)
         squared += float(((output - target) ** 2).mean(axis=tuple(range(1, target.ndim))).sum())
         crossentropy += float(-(target * np.log(clipped) + (1 - target) * np.log(1 - clipped))
@@ -163,7 +151,10 @@ def report(metrics: dict) -> str:
     crops = " (ten crops each, outputs averaged)" if metrics.get("crops") == 10 else ""
     lines = [f"{metrics['dataset']} / {metrics['split']}: {metrics['examples']:,} examples"
              f"{crops}"]
-    for key in ("accuracy", "top5_accuracy", "loss", "mean_squared_error", "binary_crossentropy"):
+    if metrics.get("format", "saved_model") != "saved_model":
+        lines.append(f"{'format':<20} {metrics['format']}")
+    for key in ("accuracy", "saved_model_accuracy", "accuracy_change", "top5_accuracy", "loss",
+                "mean_squared_error", "binary_crossentropy"):
         if key in metrics:
             lines.append(f"{key:<20} {metrics[key]:.4f}")
     if "per_class_accuracy" in metrics:

@@ -101,29 +101,31 @@ def _publish(staging: str, spec_directory: str) -> str:
                 raise
 
 
-def _write_version(directory, spec, model, info: DataInfo, history, metrics, dataset):
-    nodes = output_nodes(spec, model)
-    serving_model = keras.Model(model.inputs, {
-        name: model.get_layer(node).output for name, node in nodes.items()})
-    input_shape = tuple(model.inputs[0].shape[1:])
-    options = dict(plain(spec.data.get("preprocess") or {}))
-    raw_spec = tf.TensorSpec((None, *info.image_shape), tf.uint8, name=INPUT_NAME)
+def serving_model_of(model: keras.Model, nodes: dict) -> keras.Model:
+    """The model with the signature's outputs: each named output is a layer's output."""
+    return keras.Model(model.inputs, {name: model.get_layer(node).output
+                                      for name, node in nodes.items()})
+
+
+def endpoints(serving_model: keras.Model, names: list, image_shape, options: dict) -> dict:
+    """The export's signatures as tf.functions of the raw uint8 images, by name:
+    `serving_default` (preprocessing inside, float32 outputs `names` in that order),
+    `preprocess` (just the preprocessed input) and, when the preprocessing crops the center,
+    `ten_crop`."""
+    input_shape = tuple(serving_model.inputs[0].shape[1:])
+    raw_spec = tf.TensorSpec((None, *image_shape), tf.uint8, name=INPUT_NAME)
 
     @tf.function(input_signature=[raw_spec])
     def serve(image):
         outputs = serving_model(preprocess(image, input_shape, options), training=False)
-        # float32 whatever precision the model computed in, so clients see one type; in the
-        # spec's order of outputs
-        return {name: tf.cast(outputs[name], tf.float32) for name in nodes}
+        # float32 whatever precision the model computed in, so clients see one type
+        return {name: tf.cast(outputs[name], tf.float32) for name in names}
 
     @tf.function(input_signature=[raw_spec])
     def preprocessed(image):
         return {"input": preprocess(image, input_shape, options)}
 
-    archive = keras.export.ExportArchive()
-    archive.track(serving_model)
-    archive.add_endpoint("serving_default", serve)
-    archive.add_endpoint("preprocess", preprocessed)
+    functions = {"serving_default": serve, "preprocess": preprocessed}
     if options.get("center_crop"):
         @tf.function(input_signature=[raw_spec])
         def ten_crop(image):
@@ -134,9 +136,20 @@ def _write_version(directory, spec, model, info: DataInfo, history, metrics, dat
             outputs = [serving_model(tf.image.resize(crop, input_shape[:2], resize_method(
                 options)), training=False) for crop in crops]
             return {name: tf.reduce_mean([tf.cast(output[name], tf.float32)
-                                          for output in outputs], axis=0) for name in nodes}
+                                          for output in outputs], axis=0) for name in names}
 
-        archive.add_endpoint(TEN_CROP, ten_crop)
+        functions[TEN_CROP] = ten_crop
+    return functions
+
+
+def _write_version(directory, spec, model, info: DataInfo, history, metrics, dataset):
+    nodes = output_nodes(spec, model)
+    serving_model = serving_model_of(model, nodes)
+    archive = keras.export.ExportArchive()
+    archive.track(serving_model)
+    for name, function in endpoints(serving_model, list(nodes), info.image_shape,
+                                    dict(plain(spec.data.get("preprocess") or {}))).items():
+        archive.add_endpoint(name, function)
     archive.write_out(directory, verbose=False)
     # Keras's own layers where the zoo's are only faster, so model.keras loads with Keras
     # alone (the zoo's LRN and ChannelPadding, which Keras lacks, need `import zoo.layers`)

@@ -162,8 +162,14 @@ def with_stock_keras_layers(model: keras.Model) -> keras.Model:
     place of the zoo's faster ones (same arguments, same weights): what a user writing the
     model by hand would have, and what loads where the zoo is not installed. The layers Keras
     lacks (LocalResponseNormalization, ChannelPadding) stay the zoo's."""
-    stock = {zoo_class: keras_class for keras_class, zoo_class in FASTER.items()}
-    clone = keras.models.clone_model(model, clone_function=lambda layer: stock.get(
-        type(layer), type(layer)).from_config(layer.get_config()))
+    return with_layer_classes(model, {zoo_class: keras_class
+                                      for keras_class, zoo_class in FASTER.items()})
+
+
+def with_layer_classes(model: keras.Model, classes: dict, **arguments) -> keras.Model:
+    """The same network and weights, each layer of a class in `classes` made of the class it
+    maps to, with `arguments` over every layer's own (dtype="float32")."""
+    clone = keras.models.clone_model(model, clone_function=lambda layer: classes.get(
+        type(layer), type(layer)).from_config({**layer.get_config(), **arguments}))
     clone.set_weights(model.get_weights())
     return clone

@@ -72,10 +72,13 @@ def plot_training_curves(histories: dict, path: str, title: str) -> None:
     figure.savefig(path, dpi=100)
 
 
-def confusion_matrix_path(export_directory: str, metrics: dict) -> str:
-    """EXPORT/confusion_matrix-<dataset>-<split>.png, the split's slicing made file-safe."""
+def confusion_matrix_path(export: str, metrics: dict) -> str:
+    """EXPORT/confusion_matrix-<dataset>-<split>.png, the split's slicing made file-safe; for a
+    file converted in an export (model.onnx), -model_onnx ends the name."""
     name = re.sub(r"[^\w.-]+", "_", f"{metrics['dataset']}-{metrics['split']}").strip("_")
-    return os.path.join(export_directory, f"confusion_matrix-{name}.png")
+    if os.path.isfile(export):
+        export, name = os.path.dirname(export), f"{name}-{os.path.basename(export)}"
+    return os.path.join(export, f"confusion_matrix-{name.replace('.', '_')}.png")
 
 
 def plot_confusion_matrix(metrics: dict, path: str) -> None:

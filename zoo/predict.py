@@ -1,4 +1,5 @@
-"""Top classes of image files, from an export's SavedModel and labels.txt alone.
+"""Top classes of image files, from an export (its SavedModel, or a `.onnx` or `.tflite` file
+converted in it) and its labels.txt alone.
 
 The serving signature says what it takes (name, shape, uint8) and what it returns;
 each image is decoded, converted to the signature's channels and resized to its
@@ -13,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from zoo.data import IMAGE_SUFFIXES
-from zoo.evaluation import bad_export, load_saved_model
+from zoo.runtimes import bad_export, open_model
 from zoo.source import SpecError
 
 
@@ -36,14 +37,14 @@ def image_files(paths) -> list[str]:
 
 
 class Predictor:
-    def __init__(self, directory: str):
-        self.serve = load_saved_model(directory).signatures["serving_default"]
-        (self.input_name, spec), = self.serve.structured_input_signature[1].items()
-        self.height, self.width, self.channels = spec.shape[1:]
-        outputs = self.serve.structured_outputs
+    def __init__(self, path: str):
+        self.serve = open_model(path)
+        self.height, self.width, self.channels = self.serve.input_shape
+        outputs = self.serve.output_names
         if "probabilities" not in outputs:
-            raise bad_export(directory, f"the export returns {', '.join(sorted(outputs))}, "
-                                        "not class probabilities; predict needs a classifier")
+            raise bad_export(path, f"the export returns {', '.join(sorted(outputs))}, "
+                                   "not class probabilities; predict needs a classifier")
+        directory = self.serve.directory
         labels = os.path.join(directory, "labels.txt")
         try:
             with open(labels) as handle:
@@ -73,7 +74,7 @@ class Predictor:
     def top_classes(self, file: str, count: int = 5) -> list[tuple[str, float]]:
         """The `count` most probable classes of one image file, most probable first."""
         batch = self.load_image(file)[tf.newaxis]
-        probabilities = self.serve(**{self.input_name: batch})["probabilities"].numpy()[0]
+        probabilities = self.serve(batch.numpy())["probabilities"][0]
         best = np.argsort(-probabilities)[:count]
         return [(self._name(index), float(probabilities[index])) for index in best]
 

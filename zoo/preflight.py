@@ -13,6 +13,7 @@ import keras
 import numpy as np
 
 from zoo import names
+from zoo.conversion import missing_packages
 from zoo.data import check_dataset_name
 from zoo.pretrain import pretrained_layers
 from zoo.sections import TOP, walk
@@ -44,6 +45,7 @@ def check_before_training(spec: Spec, model: keras.Model) -> None:
     if spec.pretrain:
         pretrained_layers(spec, model)
     _check_mixing(spec)
+    _check_export_formats(spec)
     if spec.data.get("dataset"):  # a spec that names no data is a model to look at, not a run
         _check_loss_fits(spec, model)
 
@@ -111,3 +113,11 @@ def _check_mixing(spec: Spec) -> None:
         raise augment.error(mixing[0], f"{mixing[0]} mixes the labels of two images, so it "
                                        "needs target: label and the loss "
                                        "sparse_categorical_crossentropy")
+
+
+def _check_export_formats(spec: Spec) -> None:
+    """Each format's converter and runtime must be installed before a run trains for it."""
+    formats = spec.export.get("formats") or []
+    for index, kind in enumerate(formats):
+        if problems := missing_packages([kind]):
+            raise formats.error(index, problems[0].message)

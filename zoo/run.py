@@ -22,6 +22,7 @@ from zoo.checkpoints import one_run_at_a_time, spec_fingerprint
 from zoo.data import IMAGE_SUFFIXES, DataInfo
 from zoo.devices import (choose_precision, choose_strategy, choose_xla, describe_threads,
                          dtype_policy, is_chief, split_logical_cpus, strategy_name, use_threads)
+from zoo.conversion import convert
 from zoo.export import check_writable, export
 from zoo.pipeline import eval_split_name, load_splits, split_of, upscaling_note
 from zoo.preflight import check_before_training
@@ -126,6 +127,8 @@ def train(spec, *, overrides=(), output: str = "exports", strategy: str | None =
                                dataset=dataset)
             log(f"exported {directory}")
             shutil.rmtree(checkpoints, ignore_errors=True)
+            if converted := [kind for kind in spec.export["formats"] if kind != "saved_model"]:
+                convert(directory, converted, log)
     return TrainResult(spec, model, directory, final, dataset, histories)
 
 

@@ -364,11 +364,17 @@ PRETRAIN = Table("pretrain", (
 ), "greedy layer-wise pretraining before `train`", example={"layers": ["hidden*"]},
     elsewhere=IN_OPTIMIZER)
 
+EXPORT_FORMATS = ("saved_model", "onnx", "litert", "litert_int8")
 EXPORT = Table("export", (
+    Key("formats", ListOf(Choice(*EXPORT_FORMATS), "a list of " + ", ".join(EXPORT_FORMATS),
+                          min_items=1), ["saved_model"],
+        "what the export holds: the SavedModel always, and each other format converted from "
+        "it beside it (model.onnx, model.tflite, model_int8.tflite: int8 weights and "
+        "activations), checked to agree with it on eval images (zoo/conversion.py)"),
     Key("outputs", NameMap(LayerName(), "a mapping of output names to layer names"), None,
         "the serving signature's outputs, each named after a layer of the model",
         "probabilities (the model's output), or reconstruction for target: input"),
-), "what the export's serving signature returns")
+), "what the export holds and its serving signature returns")
 
 EXPECT = Table("expect", (
     Key("total_params", POSITIVE, None, "every weight, trainable or not"),
