@@ -82,8 +82,8 @@ def test_phases_are_kept_apart_each_epoch_is_logged_once_and_a_run_id_is_continu
     first = {"loss": 1.0, "val_loss": 1.5}
     second = {"loss": 0.5, "val_loss": 0.7}
 
-    def tracked():
-        return MlflowRun(spec, ["stage-1", "stage-2"], str(checkpoints), "digits",
+    def tracked(fingerprint="spec"):
+        return MlflowRun(spec, ["stage-1", "stage-2"], str(checkpoints), "digits", fingerprint,
                          uri=store(tmp_path), log=lambda _: None)
 
     with pytest.raises(Interrupted), tracked() as tracker:
@@ -109,6 +109,8 @@ def test_phases_are_kept_apart_each_epoch_is_logged_once_and_a_run_id_is_continu
         "stage-1/loss": [1, 2], "stage-1/val_loss": [1, 2], "stage-2/loss": [1],
         "stage-2/val_loss": [1], "final/loss": [3]}
     assert artifacts(store(tmp_path), finished.info.run_id) == ["export", "training.png"]
+    with tracked("another spec") as tracker:  # a changed spec, killed before its checkpoint
+        assert tracker.run_id != finished.info.run_id
 
 
 def test_a_killed_tracked_run_resumes_into_the_same_mlflow_run(tmp_path):
@@ -122,7 +124,7 @@ def test_a_killed_tracked_run_resumes_into_the_same_mlflow_run(tmp_path):
     (killed,) = runs_of(store(tmp_path), "tiny")
     assert killed.info.status == "RUNNING"  # killed -9: nothing could end it
     kept = json.loads((state.parent.parent / "mlflow-run.json").read_text())
-    assert kept == {"run_id": killed.info.run_id, "uri": store(tmp_path)}
+    assert (kept["run_id"], kept["uri"]) == (killed.info.run_id, store(tmp_path))
 
     resumed = run(*command[1:], cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr

@@ -118,7 +118,7 @@ def train(spec, *, overrides=(), output: str = "exports", strategy: str | None =
         for step in steps:  # a spec changed since an unfinished run fails before tracking
             RunState(os.path.join(checkpoints, step.name), fingerprint, chief)
         tracked = (MlflowRun(spec, [step.name for step in steps], checkpoints, info.name,
-                             uri=track_uri, tags=tags, log=log)
+                             fingerprint, uri=track_uri, tags=tags, log=log)
                    if track and chief else contextlib.nullcontext())
         with tracked as tracker:
             with stop_between_steps_on_ctrl_c():

@@ -13,10 +13,10 @@ named `phase/key` when the run has phases other than `train` (`stage-1/loss`,
 `pretrain-1-dense/loss`); `final/<key>` are the figures the export was evaluated with.
 
 Only the chief tracks. The run's id is kept beside its checkpoints, so a killed run resumed
-by the same command continues the same MLflow run; an epoch already logged is never logged
-twice, and one checkpointed but not logged (a kill in between) is logged at the end. A run
-that fails ends FAILED, one stopped by Ctrl-C ends KILLED. mlflow is imported only here,
-only when asked for (it takes a second or more to import).
+by the same command (the same resolved spec) continues the same MLflow run; an epoch already
+logged is never logged twice, and one checkpointed but not logged (a kill in between) is
+logged at the end. A run that fails ends FAILED, one stopped by Ctrl-C ends KILLED. mlflow
+is imported only here, only when asked for (it takes a second or more to import).
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ class MlflowRun:
     """One run of a spec in MLflow, as a context manager around training and export:
     `epoch` is the run's `on_epoch`; `finish` logs the export and the final figures."""
 
-    def __init__(self, spec, phases: list, checkpoints: str, dataset: str, *,
+    def __init__(self, spec, phases: list, checkpoints: str, dataset: str, fingerprint: str, *,
                  uri: str | None = None, tags: dict | None = None, log=print):
         from mlflow.tracking import MlflowClient
 
@@ -87,7 +87,7 @@ class MlflowRun:
             logging.getLogger(name).setLevel(logging.WARNING)
         self.uri = tracking_uri(uri)
         self.client = MlflowClient(tracking_uri=self.uri)
-        self.spec, self.dataset, self.log = spec, dataset, log
+        self.spec, self.dataset, self.fingerprint, self.log = spec, dataset, fingerprint, log
         self.prefixed = list(phases) != ["train"]
         self.run_file = os.path.join(checkpoints, RUN_FILE)
         self.tags = {"zoo.spec": spec.name, "zoo.spec_file": str(spec.file or ""),
@@ -115,7 +115,8 @@ class MlflowRun:
                                      run_name=f"{self.spec.name} on {self.dataset}")
         self.run_id = run.info.run_id
         os.makedirs(os.path.dirname(self.run_file), exist_ok=True)
-        write_json_atomically(self.run_file, {"run_id": self.run_id, "uri": self.uri})
+        write_json_atomically(self.run_file, {"run_id": self.run_id, "uri": self.uri,
+                                              "fingerprint": self.fingerprint})
         self._log_params()
         self.log(f"mlflow: run {self.run_id} in experiment '{self.spec.name}' of {self.uri}")
         return self
@@ -134,7 +135,10 @@ class MlflowRun:
                 kept = json.load(handle)
         except (OSError, ValueError):
             return None
-        return kept.get("run_id") if kept.get("uri") == self.uri else None
+        # A run killed before its first checkpoint leaves no state to refuse a changed spec:
+        # a changed spec (its parameters) is a new MLflow run.
+        same = kept.get("uri") == self.uri and kept.get("fingerprint") == self.fingerprint
+        return kept.get("run_id") if same else None
 
     def _log_params(self) -> None:
         from mlflow.entities import Param
