@@ -71,6 +71,10 @@ def test_train_export_evaluate_predict(tiny):
     assert evaluated["accuracy"] == pytest.approx(trained["accuracy"], abs=1e-6)
     assert evaluated["examples"] == 360
     assert sum(map(sum, evaluated["confusion_matrix"]["rows_true_columns_predicted"])) == 360
+    per_class = evaluated["per_class"].values()
+    assert sum(row["support"] for row in per_class) == 360
+    assert evaluated["macro_recall"] == pytest.approx(np.mean([row["recall"] for row in per_class]))
+    assert "per class:           accuracy/recall  precision      f1  support" in result.stdout
     assert picture_size(version / "confusion_matrix-digits-test.png")[0] >= 500
     assert "confusion matrix (rows: true class, columns: predicted):" in result.stdout
 

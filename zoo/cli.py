@@ -16,6 +16,7 @@ import shlex
 import sys
 
 from zoo.commands import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_INTERRUPTED, RUN
+from zoo.tracking import TRACKERS
 
 def _import_tensorflow(verbose: bool) -> None:
     """Import TensorFlow, hiding its start-up log lines unless asked.
@@ -84,6 +85,14 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tensorboard", metavar="DIR",
                         help="also write TensorBoard logs of every epoch to DIR "
                              "(view with: tensorboard --logdir DIR)")
+    parser.add_argument("--track", choices=TRACKERS,
+                        help="log the run to MLflow: the spec as parameters, every epoch's "
+                             "metrics, the export as artifacts (needs: pip install "
+                             "keras-zoo[track]; view with: mlflow ui --backend-store-uri "
+                             "sqlite:///mlflow.db)")
+    parser.add_argument("--track-uri", metavar="URI",
+                        help="the MLflow tracking store (default: $MLFLOW_TRACKING_URI, else "
+                             "sqlite:///mlflow.db, artifacts in ./mlruns)")
     parser.add_argument("--results", metavar="FILE",
                         help="record the accuracy reached, with this command, under the spec's "
                              "name in FILE (default: OUTPUT/results.json, beside the exports; "
@@ -159,6 +168,7 @@ examples:
   zoo train specs/lenet.yaml --set data.dataset=mnist_subset
   zoo train specs/resnet20.yaml --set data.dataset=mnist_subset --set train.epochs=3 \\
       --tensorboard logs/resnet20
+  zoo train specs/lenet.yaml --set data.dataset=mnist_subset --track mlflow
   zoo train specs/lenet.yaml --dry-run          # the same as `zoo summary`
 """, _train_arguments),
     "evaluate": ("evaluate an export on a dataset split, from the SavedModel alone", """\

@@ -27,7 +27,8 @@ def train(args) -> int:
                         strategy=args.strategy, logical_cpus=args.logical_cpus,
                         restart=args.restart, tensorboard=args.tensorboard,
                         download=args.download, log=lambda message: print(message, flush=True),
-                        progress=sys.stdout.isatty())
+                        progress=sys.stdout.isatty(), track=args.track,
+                        track_uri=args.track_uri, tags={"zoo.command": args.command_line})
     results = os.path.join(args.output, "results.json") if args.results is None else args.results
     if result.export and results:  # the chief's export; other workers record nothing
         record_result(results, result.spec.name, result.metrics, result.dataset,

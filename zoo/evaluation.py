@@ -11,6 +11,7 @@ import json
 import os
 
 import numpy as np
+from sklearn.metrics import precision_recall_fscore_support, roc_auc_score
 
 from zoo.data import load_split
 from zoo.export import TEN_CROP, existing_versions
@@ -18,6 +19,7 @@ from zoo.runtimes import bad_export, load_saved_model, open_model
 from zoo.source import SpecError
 
 BATCH_SIZE = 256
+PER_CLASS_COLUMNS = (("accuracy/recall", 15), ("precision", 11), ("f1", 8), ("support", 9))
 
 
 def load_metadata(directory: str) -> dict:
@@ -108,23 +110,52 @@ def _signature(path: str, crops: int):
 
 
 def classification_metrics(labels, probabilities, classes, dataset, split) -> dict:
+    """Accuracy, loss, top-5, per-class recall (the class's accuracy), precision, F1 and support,
+    their macro averages, ROC-AUC of two classes, and the confusion matrix."""
     predicted = probabilities.argmax(axis=1)
     count = len(labels)
     chosen = probabilities[np.arange(count), labels]
     confusion = np.zeros((len(classes), len(classes)), dtype=int)
     np.add.at(confusion, (labels, predicted), 1)
-    per_class = {name: (float(confusion[i, i] / confusion[i].sum()) if confusion[i].sum() else None)
-                 for i, name in enumerate(classes)}
     metrics = {"dataset": dataset, "split": split, "examples": int(count),
                "accuracy": float((predicted == labels).mean()),
                "loss": float(-np.log(np.clip(chosen, 1e-7, 1.0)).mean())}
     if len(classes) > 5:
         top5 = np.argsort(-probabilities, axis=1)[:, :5]
         metrics["top5_accuracy"] = float((top5 == labels[:, None]).any(axis=1).mean())
-    metrics["per_class_accuracy"] = per_class
+    metrics.update(per_class_metrics(labels, predicted, classes))
+    if len(classes) == 2:  # from the second class's probability; undefined with one class
+        metrics["roc_auc"] = (float(roc_auc_score(labels, probabilities[:, 1]))
+                              if len(set(labels.tolist())) == 2 else None)
     metrics["confusion_matrix"] = {"labels": list(classes), "rows_true_columns_predicted":
                                    confusion.tolist()}
     return metrics
+
+
+def per_class_metrics(labels, predicted, classes) -> dict:
+    """Precision, recall and F1 of each class the split holds, and their macro averages.
+
+    A class never predicted has precision 0 (scikit-learn's zero_division=0), so it counts
+    against the averages; a class with no example in the split has no figures (None) and
+    stays out of them.
+    """
+    present = sorted(set(labels.tolist()))
+    figures = precision_recall_fscore_support(labels, predicted, labels=present,
+                                              zero_division=0)
+    by_class = dict(zip(present, zip(*figures)))
+    per_class = {}
+    for index, name in enumerate(classes):
+        precision, recall, f1, support = by_class.get(index, (None, None, None, 0))
+        per_class[name] = {"recall": _number(recall), "precision": _number(precision),
+                           "f1": _number(f1), "support": int(support)}
+    macro = precision_recall_fscore_support(labels, predicted, labels=present,
+                                            average="macro", zero_division=0)
+    return {"macro_precision": float(macro[0]), "macro_recall": float(macro[1]),
+            "macro_f1": float(macro[2]), "per_class": per_class}
+
+
+def _number(value):
+    return None if value is None else float(value)
 
 
 def _batch_size(image_shape) -> int:
@@ -147,20 +178,28 @@ def _reconstruction_metrics(serve, preprocess, raw, info, dataset, split) -> dic
 
 
 def report(metrics: dict) -> str:
-    """The metrics as text: headline numbers, per-class accuracy and the confusion matrix."""
+    """The metrics as text: headline numbers, the per-class table and the confusion matrix."""
     crops = " (ten crops each, outputs averaged)" if metrics.get("crops") == 10 else ""
     lines = [f"{metrics['dataset']} / {metrics['split']}: {metrics['examples']:,} examples"
              f"{crops}"]
     if metrics.get("format", "saved_model") != "saved_model":
         lines.append(f"{'format':<20} {metrics['format']}")
     for key in ("accuracy", "saved_model_accuracy", "accuracy_change", "top5_accuracy", "loss",
-                "mean_squared_error", "binary_crossentropy"):
+                "macro_precision", "macro_recall", "macro_f1", "roc_auc", "mean_squared_error",
+                "binary_crossentropy"):
         if key in metrics:
-            lines.append(f"{key:<20} {metrics[key]:.4f}")
-    if "per_class_accuracy" in metrics:
-        lines.append("per-class accuracy:")
-        for name, value in metrics["per_class_accuracy"].items():
-            lines.append(f"  {name:<18} " + ("n/a" if value is None else f"{value:.4f}"))
+            value = metrics[key]
+            lines.append(f"{key:<20} " + ("n/a" if value is None else f"{value:.4f}"))
+    if "per_class" in metrics:
+        per_class = metrics["per_class"]
+        label_width = max(18, *(len(name) for name in per_class)) + 3
+        lines.append(f"{'per class:':<{label_width}}" + "".join(
+            f"{heading:>{width}}" for heading, width in PER_CLASS_COLUMNS))
+        for name, row in per_class.items():
+            shown = ["n/a" if row[key] is None else f"{row[key]:.4f}"
+                     for key in ("recall", "precision", "f1")] + [f"{row['support']:,}"]
+            lines.append(f"  {name:<{label_width - 2}}" + "".join(
+                f"{value:>{width}}" for value, (_, width) in zip(shown, PER_CLASS_COLUMNS)))
         confusion = metrics["confusion_matrix"]
         names = confusion["labels"]
         width = max(5, *(len(str(v)) for row in confusion["rows_true_columns_predicted"]

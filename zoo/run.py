@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import keras
 
 from zoo.build import build_model
-from zoo.checkpoints import one_run_at_a_time, spec_fingerprint
+from zoo.checkpoints import RunState, one_run_at_a_time, spec_fingerprint
 from zoo.data import IMAGE_SUFFIXES, DataInfo
 from zoo.devices import (choose_precision, choose_strategy, choose_xla, describe_threads,
                          dtype_policy, is_chief, split_logical_cpus, strategy_name, use_threads)
@@ -29,6 +29,7 @@ from zoo.preflight import check_before_training
 from zoo.pretrain import phases
 from zoo.source import SpecError, plain
 from zoo.spec import Spec, load_spec, spec_from_text
+from zoo.tracking import MlflowRun, check_tracker
 from zoo.training import run_phases, stop_between_steps_on_ctrl_c
 from zoo.weights import initial_weights
 
@@ -48,7 +49,8 @@ class TrainResult:
 def train(spec, *, overrides=(), output: str = "exports", strategy: str | None = None,
           logical_cpus: int | None = None, restart: bool = False,
           tensorboard: str | None = None, download: bool = False, log=print,
-          progress: bool = False, on_epoch=None) -> TrainResult:
+          progress: bool = False, on_epoch=None, track: str | None = None,
+          track_uri: str | None = None, tags: dict | None = None) -> TrainResult:
     """Train a spec as it declares (every pretraining phase, then training) and export it.
 
     `spec`: a spec file's path, YAML text (a string of several lines, named "spec"), or a
@@ -60,7 +62,9 @@ def train(spec, *, overrides=(), output: str = "exports", strategy: str | None =
     missing dataset. `log` receives each progress line; `progress` also draws a bar of each
     epoch's steps on standard output (rate, ETA), for a terminal. `on_epoch(phase name, epoch
     number, metrics)` is called on the chief after each epoch is checkpointed (a tracker
-    logs the figures; a sweep prunes a poor trial by raising).
+    logs the figures; a sweep prunes a poor trial by raising). `track="mlflow"` logs the run
+    to MLflow (zoo.tracking): in `track_uri`, else $MLFLOW_TRACKING_URI, else
+    sqlite:///mlflow.db; `tags` are added to its run's tags (`zoo.command`: the command line).
     """
     if logical_cpus:
         split_logical_cpus(logical_cpus)
@@ -70,6 +74,7 @@ def train(spec, *, overrides=(), output: str = "exports", strategy: str | None =
     chief = is_chief(distribution)
     if chief:
         check_writable(output, spec.name)
+        check_tracker(track, track_uri)
     log = log if chief else (lambda *_: None)
     progress = progress and chief
     train_split = spec.data.get("train_split") or "train"
@@ -110,26 +115,47 @@ def train(spec, *, overrides=(), output: str = "exports", strategy: str | None =
                 start_from.apply(model)
                 log(start_from.report())
             steps = phases(spec, model, labeled, unlabeled)
-        with stop_between_steps_on_ctrl_c():
-            histories = run_phases(steps, model, distribution, checkpoints,
-                                   spec_fingerprint(plain(spec.document)), chief, log,
-                                   tensorboard, progress, on_epoch)
-        final = {key[4:]: value for key, value in histories[steps[-1].name][-1].items()
-                 if key.startswith("val_")}
-        # `eval_split` is what `zoo evaluate` takes by default; the figures of every epoch (and
-        # so the result recorded) are on `evaluated`, the validation split if there is one.
-        dataset = {"name": info.name, "train_split": train_split,
-                   "eval_split": split_of(info, spec.data.get("eval_split") or "test"),
-                   "evaluated": labeled.eval_split}
-        directory = None
-        if chief:
-            directory = export(spec, model, info, output, history=histories, metrics=final,
-                               dataset=dataset)
-            log(f"exported {directory}")
-            shutil.rmtree(checkpoints, ignore_errors=True)
-            if converted := [kind for kind in spec.export["formats"] if kind != "saved_model"]:
-                convert(directory, converted, log)
+        fingerprint = spec_fingerprint(plain(spec.document))
+        for step in steps:  # a spec changed since an unfinished run fails before tracking
+            RunState(os.path.join(checkpoints, step.name), fingerprint, chief)
+        tracked = (MlflowRun(spec, [step.name for step in steps], checkpoints, info.name,
+                             fingerprint, uri=track_uri, tags=tags, log=log)
+                   if track and chief else contextlib.nullcontext())
+        with tracked as tracker:
+            with stop_between_steps_on_ctrl_c():
+                histories = run_phases(steps, model, distribution, checkpoints, fingerprint,
+                                       chief, log, tensorboard, progress,
+                                       _both(tracker and tracker.epoch, on_epoch))
+            final = {key[4:]: value for key, value in histories[steps[-1].name][-1].items()
+                     if key.startswith("val_")}
+            # `eval_split` is what `zoo evaluate` takes by default; the figures of every epoch
+            # (and so the result recorded) are on `evaluated`, the validation split if any.
+            dataset = {"name": info.name, "train_split": train_split,
+                       "eval_split": split_of(info, spec.data.get("eval_split") or "test"),
+                       "evaluated": labeled.eval_split}
+            directory = None
+            if chief:
+                directory = export(spec, model, info, output, history=histories,
+                                   metrics=final, dataset=dataset)
+                log(f"exported {directory}")
+                shutil.rmtree(checkpoints, ignore_errors=True)
+                if converted := [kind for kind in spec.export["formats"]
+                                 if kind != "saved_model"]:
+                    convert(directory, converted, log)
+                if tracker:
+                    tracker.finish(directory, final, histories)
     return TrainResult(spec, model, directory, final, dataset, histories)
+
+
+def _both(first, second):
+    """One on_epoch observer calling each given one."""
+    if not (first and second):
+        return first or second
+
+    def both(*arguments):
+        first(*arguments)
+        second(*arguments)
+    return both
 
 
 def _as_spec(spec, overrides) -> Spec:
