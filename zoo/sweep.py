@@ -68,7 +68,7 @@ def open_study(plan: Plan, trials: int, seed: int, worker: int = 0):
     study.sampler = optuna.samplers.TPESampler(
         seed=seed + 1000 * worker + len(study.trials),
         n_startup_trials=max(2, min(10, trials // 3)))  # a short sweep is not all random
-    study.pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
+    study.pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2)
     return study
 
 
@@ -206,6 +206,7 @@ def plot_sweep(plan: Plan, study, path: str) -> None:
     """The figure of each finished trial and the best so far; and, with two or more params,
     how much each mattered (Optuna's importance)."""
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     optuna = _optuna()
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
@@ -226,6 +227,7 @@ def plot_sweep(plan: Plan, study, path: str) -> None:
     axes[0].set(xlabel="trial", ylabel=plan.metric, title=f"{plan.name}: {len(complete)} "
                 f"complete of {len(study.trials)} trials")
     axes[0].legend()
+    axes[0].xaxis.set_major_locator(MaxNLocator(integer=True))
     if importance:
         axes[1].barh(list(importance), list(importance.values()))
         axes[1].set(xlabel="importance", title="parameter importance")
