@@ -32,20 +32,22 @@ from zoo.source import SpecError
 
 
 @contextmanager
-def one_run_at_a_time(checkpoints: str, log):
+def one_run_at_a_time(checkpoints: str, log, busy: str | None = None):
     """Lock the spec's export folder, which holds the checkpoint directory: a second run of
     the same spec into the same output waits for the first (which exports, then removes the
     checkpoints) instead of both writing one checkpoint. The folder itself is never removed;
-    the kernel releases the lock of a run that dies."""
+    the kernel releases the lock of a run that dies. `busy` is what to say while waiting (a
+    sweep locks its folder the same way); the lock's descriptor is given to the block, for
+    worker processes to inherit (the lock then lasts as long as the last of them)."""
     descriptor = os.open(os.path.dirname(checkpoints.rstrip(os.sep)), os.O_RDONLY)
     try:
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            log(f"another run is using {checkpoints} (the same spec into the same output); "
-                "waiting for it to finish")
+            log(busy or f"another run is using {checkpoints} (the same spec into the same "
+                        "output); waiting for it to finish")
             fcntl.flock(descriptor, fcntl.LOCK_EX)
-        yield
+        yield descriptor
     finally:
         os.close(descriptor)
 

@@ -1,7 +1,7 @@
 """The `zoo` command (and train.py, evaluate.py): parse arguments, run, map failures to exit codes.
 
     zoo train SPEC | evaluate EXPORT | convert EXPORT --to FORMAT | predict EXPORT IMAGE...
-        | summary SPEC | plot SPEC | list | schema
+        | summary SPEC | plot SPEC | sweep SPEC --param KEY=DISTRIBUTION | list | schema
 
 Every subcommand's parser is built here once; `train.py` and `evaluate.py` use the same ones.
 What each command does is in `zoo.commands`. Exit codes (the contract in DESIGN.md): 0
@@ -143,6 +143,26 @@ def _plot_arguments(parser: argparse.ArgumentParser) -> None:
                              "(e.g. --expand stage2 'stage3*')")
 
 
+def _sweep_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_spec(parser)
+    parser.add_argument("--param", dest="params", action="append", required=True,
+                        metavar="KEY=DISTRIBUTION",
+                        help="a key to search and its values: loguniform:LOW:HIGH, "
+                             "uniform:LOW:HIGH, int:LOW:HIGH or choice:A,B,C (each read as "
+                             "YAML, as --set reads it); repeatable")
+    parser.add_argument("--trials", type=int, default=20, metavar="N",
+                        help="the study's total number of trials; run again after an "
+                             "interruption, only the missing ones run (default: 20)")
+    parser.add_argument("--metric", help="the validation figure to optimize, e.g. val_loss "
+                                         "(default: val_accuracy, or val_loss without labels)")
+    parser.add_argument("--jobs", type=int, default=1, metavar="N",
+                        help="trials at once, each in its own process (default: 1)")
+    parser.add_argument("--seed", type=int, default=0, help="the sampler's seed (default: 0)")
+    parser.add_argument("--output", default="exports", metavar="DIR",
+                        help="the sweep goes to DIR/<spec name>/sweep/ (default: exports)")
+    parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)  # what --jobs starts
+
+
 def _list_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--specs", default="specs", metavar="DIR",
                         help="the folder of spec files (default: specs)")
@@ -209,6 +229,18 @@ examples:
   zoo plot specs/resnet50.yaml -o resnet50.svg --expand stage1
   zoo plot specs/lenet.yaml -o lenet.png --expand
 """, _plot_arguments),
+    "sweep": ("search hyper-parameters over trials of a spec (Optuna), resumable", """\
+Trials train on a validation split (the last 10% of the train split if the spec has
+none), never on the test split; poor ones are pruned. The study, each trial's folder,
+trials.txt, sweep.png and <spec>_best.yaml (the best trial as a spec) go to
+OUTPUT/<spec>/sweep/; run the same command again to resume an interrupted sweep.
+
+examples:
+  zoo sweep specs/lenet.yaml --set data.dataset=mnist_subset --trials 6 \\
+      --param train.optimizer.sgd.learning_rate=loguniform:0.001:1
+  zoo sweep specs/mlp.yaml --param train.batch_size=choice:32,64,128 \\
+      --param train.optimizer.adam.learning_rate=loguniform:1e-4:1e-2 --jobs 2
+""", _sweep_arguments),
     "list": ("every spec with its parameters, MACs, input, dataset and accuracy reached", """\
 examples:
   zoo list

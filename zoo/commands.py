@@ -140,6 +140,16 @@ def plot(args) -> int:
     return EXIT_OK
 
 
+def sweep(args) -> int:
+    """Search hyper-parameters (`zoo.run_sweep`); the trials' table and the best spec."""
+    from zoo.sweep import run_sweep
+
+    run_sweep(args.spec, args.params, trials=args.trials, overrides=args.overrides,
+              output=args.output, metric=args.metric, seed=args.seed, jobs=args.jobs,
+              log=lambda message: print(message, flush=True), worker=args.worker)
+    return EXIT_OK
+
+
 def list_specs(args) -> int:
     from zoo.catalog import catalog_rows, markdown_table, text_table, update_file
 
@@ -167,5 +177,5 @@ def schema(args) -> int:
     return EXIT_OK
 
 
-RUN = {"train": train, "evaluate": evaluate, "convert": convert, "predict": predict, "summary": summary,
-       "plot": plot, "list": list_specs, "schema": schema}
+RUN = {"train": train, "evaluate": evaluate, "convert": convert, "predict": predict,
+       "summary": summary, "plot": plot, "sweep": sweep, "list": list_specs, "schema": schema}
