@@ -43,6 +43,13 @@ def run(script, *args, cwd, env=None, timeout=300):
                           env={**os.environ, **(env or {})})
 
 
+def zoo_command(*args, cwd, timeout=300):
+    """`zoo ARGS...` run in `cwd`, with this checkout's zoo."""
+    return subprocess.run([sys.executable, "-m", "zoo", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
 @pytest.fixture
 def write_spec(tmp_path, monkeypatch):
     """write_spec(text, name="spec.yaml") -> relative path of a new spec file.

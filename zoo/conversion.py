@@ -66,10 +66,11 @@ def convert(directory: str, formats, log=print) -> dict:
     saved_model = open_model(directory)
     metadata = load_metadata(directory)
     source = _float32_serving(directory, metadata)
-    images = _images(metadata, metadata["dataset"]["eval_split"], CHECK_IMAGES)
+    images = dataset_images(metadata, metadata["dataset"]["eval_split"], CHECK_IMAGES)
     expected = {name: value.numpy() for name, value in source.function(images).items()}
     saved = saved_model(images)
-    records = dict(metadata.get("formats") or {})
+    records = {kind: record for kind, record in (metadata.get("formats") or {}).items()
+               if os.path.exists(os.path.join(directory, record["file"]))}  # still there
     for kind in formats:
         target = os.path.join(directory, FILES[kind])
         with atomic_path(target, suffix=os.path.splitext(target)[1]) as temporary:
@@ -125,7 +126,7 @@ def float32_copy(model: keras.Model) -> keras.Model:
     return with_layer_classes(model, FASTER, dtype="float32")
 
 
-def _images(metadata: dict, split: str, count: int) -> np.ndarray:
+def dataset_images(metadata: dict, split: str, count: int) -> np.ndarray:
     """The first `count` raw images of a split of the export's dataset, as one batch."""
     raw, _ = load_split(metadata["dataset"]["name"], split)
     images = [image.numpy() for image, _ in raw.take(count)]
@@ -151,7 +152,7 @@ def _to_litert(source: _Source, file: str, metadata: dict, int8: bool = False) -
         archive.write_out(folder, verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(folder)
         if int8:
-            calibration = _images(metadata, metadata["dataset"]["train_split"],
+            calibration = dataset_images(metadata, metadata["dataset"]["train_split"],
                                   CALIBRATION_IMAGES)
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
             converter.representative_dataset = lambda: ([image[np.newaxis]]
