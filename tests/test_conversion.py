@@ -188,3 +188,10 @@ def test_alexnet_with_lrn_and_grouped_convolutions_converts_and_agrees(tmp_path)
         image=tf.constant(images))["probabilities"].numpy()
     for name in FLOAT_FORMATS.values():
         assert np.abs(outputs_of(version / name, images) - saved).max() <= 1e-4
+
+
+def test_the_exports_benchmark_compares_every_format(lenet):
+    result = run("benchmarks/exports.py", lenet[0], "--repeats", "2", cwd=lenet[0].parents[2])
+    assert result.returncode == 0, result.stderr
+    rows = [line.split()[0] for line in result.stdout.splitlines()[2:]]
+    assert rows == ["saved_model", "onnx", "litert", "litert_int8"]
