@@ -113,6 +113,7 @@ def test_phases_are_kept_apart_each_epoch_is_logged_once_and_a_run_id_is_continu
         assert tracker.run_id != finished.info.run_id
 
 
+@pytest.mark.slow
 def test_a_killed_tracked_run_resumes_into_the_same_mlflow_run(tmp_path):
     (tmp_path / "tiny.yaml").write_text(TINY)
     command = [sys.executable, str(ROOT / "train.py"), "tiny.yaml", "--output", "exports",
