@@ -18,17 +18,12 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import keras  # noqa: E402
-
-import zoo  # noqa: E402
-from experiments.report import command_line, mean_and_spread  # noqa: E402
+from experiments.report import command_line, mean_and_spread, train_and_record  # noqa: E402
 
 SPECS = Path(__file__).resolve().parents[1] / "specs"
 BASELINES = {
@@ -50,26 +45,13 @@ __doc__ += "".join(f"\n- {name}: {', '.join(sets) or 'nothing'}" for name, sets 
                    VARIANTS.items())
 
 
-def quiet(_message):
-    pass
-
-
 def run(args) -> None:
     variants = args.variants or list(VARIANTS)
     for seed in args.seeds:
         for variant in variants:
-            began = time.monotonic()
-            with tempfile.TemporaryDirectory() as output:
-                result = zoo.train(SPECS / f"{args.spec}.yaml", output=output, log=quiet,
-                                   overrides=[*BASELINES[args.spec], *VARIANTS[variant],
-                                              f"train.seed={seed}"])
-            keras.backend.clear_session()
-            record = {"spec": args.spec, "variant": variant, "seed": seed,
-                      "test_accuracy": result.metrics["accuracy"],
-                      "seconds": round(time.monotonic() - began, 1)}
-            print(json.dumps(record), flush=True)
-            with open(args.out, "a") as handle:
-                handle.write(json.dumps(record) + "\n")
+            train_and_record(SPECS / f"{args.spec}.yaml",
+                             [*BASELINES[args.spec], *VARIANTS[variant], f"train.seed={seed}"],
+                             args.out, spec=args.spec, variant=variant, seed=seed)
 
 
 def table(files) -> str:

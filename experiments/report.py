@@ -1,10 +1,14 @@
 """What the experiment scripts share: their command line (`run` appends results, `table`
-prints them) and how a cell of their tables shows a figure over seeds."""
+prints them), one training run recorded as a line of JSON, and how a cell of their tables
+shows a figure over seeds."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
+import tempfile
+import time
 
 
 def mean_and_spread(values) -> str:
@@ -26,3 +30,22 @@ def command_line(description: str, add_run_arguments, run, table) -> None:
         run(args)
     else:
         print(table(args.files))
+
+
+def train_and_record(spec_file, overrides, out: str, **labels) -> dict:
+    """Train `spec_file` with `overrides` (--set values) into a throwaway folder; append its test
+    accuracy and time, with `labels`, to the JSON-lines file `out`; return the record."""
+    import keras
+
+    import zoo
+
+    began = time.monotonic()
+    with tempfile.TemporaryDirectory() as output:
+        result = zoo.train(spec_file, output=output, log=lambda _: None, overrides=overrides)
+    keras.backend.clear_session()  # the next run builds its model afresh
+    record = {**labels, "test_accuracy": result.metrics["accuracy"],
+              "seconds": round(time.monotonic() - began, 1)}
+    print(json.dumps(record), flush=True)
+    with open(out, "a") as handle:
+        handle.write(json.dumps(record) + "\n")
+    return record

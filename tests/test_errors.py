@@ -137,6 +137,21 @@ CASES = {
         MODEL + "    - lambda: {function: 'lambda x: x'}\n",
         "spec.yaml:4:7: model.layers[0].lambda: Lambda layers are refused: they would run code "
         "written in the file, and a spec never executes anything"),
+    "a wrapper's inner layer with a misspelt argument": (
+        MODEL + "    - reshape: {target_shape: [28, 28]}\n"
+                "    - bidirectional: {layer: {lstm: {unitz: 64}}}\n",
+        "spec.yaml:5:23: model.layers[1].bidirectional.layer: layer 'bidirectional': LSTM has no "
+        "argument 'unitz' (did you mean 'units'?)"),
+    "a wrapper's inner layer missing an argument": (
+        MODEL + "    - reshape: {target_shape: [28, 28]}\n"
+                "    - time_distributed: {layer: dense}\n",
+        "spec.yaml:5:26: model.layers[1].time_distributed.layer: layer 'time_distributed': "
+        "Dense needs the argument 'units'"),
+    "a wrapper's unknown inner layer": (
+        MODEL + "    - reshape: {target_shape: [28, 28]}\n"
+                "    - bidirectional: {layer: {lstmm: {units: 4}}}\n",
+        "spec.yaml:5:23: model.layers[1].bidirectional.layer: layer 'bidirectional': unknown "
+        "layer 'lstmm' (did you mean 'lstm' or 'lstm_cell'?)"),
     "a call in an expression": (
         "model:\n  inputs: {image: [8]}\n  layers:\n"
         "    - dense: {units: '${__import__(\"os\").getpid()}'}\n",

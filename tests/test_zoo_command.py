@@ -41,8 +41,8 @@ def test_python_m_zoo_summary_shows_multiply_accumulates():
                             cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""  # TensorFlow's start-up noise stays hidden
-    assert "Multiply-accumulates per example: 416,520 (417 k; convolutions and dense layers)" \
-        in result.stdout.splitlines()
+    assert ("Multiply-accumulates per example: 416,520 (417 k; convolutions, dense and "
+            "recurrent layers)") in result.stdout.splitlines()
 
 
 # --- multiply-accumulates ---------------------------------------------------------------------
@@ -91,6 +91,25 @@ def test_multiply_accumulates_of_each_kind_of_layer():
     from zoo.macs import layer_macs
     assert {layer.name: layer_macs(layer) for layer in layers} == {
         layer.name: count for layer, count in layers.items()}
+
+
+def test_multiply_accumulates_of_recurrent_layers_and_wrappers():
+    """Each time step applies the input kernel (in x gates*units) and the recurrent kernel
+    (units x gates*units): gates are 4 for an LSTM, 3 for a GRU, 1 for a SimpleRNN."""
+    from zoo.macs import layer_macs
+
+    steps = keras.Input((10, 6))
+    lstm = keras.layers.LSTM(8, return_sequences=True)
+    gru = keras.layers.GRU(7, return_sequences=True)
+    both = keras.layers.Bidirectional(keras.layers.SimpleRNN(4, return_sequences=True))
+    each_step = keras.layers.TimeDistributed(keras.layers.Dense(5))
+    simple = keras.layers.SimpleRNN(3)
+    model = keras.Model(steps, simple(each_step(both(gru(lstm(steps))))))
+    counted = {lstm: 10 * (6 * 32 + 8 * 32), gru: 10 * (8 * 21 + 7 * 21),
+               both: 2 * 10 * (7 * 4 + 4 * 4), each_step: 10 * 8 * 5, simple: 10 * (5 * 3 + 3 * 3)}
+    assert {layer.name: layer_macs(layer) for layer in counted} == {
+        layer.name: count for layer, count in counted.items()}
+    assert model_macs(model) == sum(counted.values())
 
 
 # --- pictures of architectures ----------------------------------------------------------------

@@ -1,8 +1,11 @@
 """Multiply-accumulates per example, counted from a built Keras model.
 
 Only the layers that dominate the cost are counted, as the papers count them:
-convolutions (plain, grouped, depthwise, separable, transposed) and dense
-layers. Biases, normalization, activations, pooling and additions are left out.
+convolutions (plain, grouped, depthwise, separable, transposed), dense layers
+and recurrent layers (SimpleRNN, GRU, LSTM: the input and recurrent kernels at
+every time step), inside Bidirectional and TimeDistributed too. Biases,
+normalization, activations, gates' element-wise products, pooling and additions
+are left out.
 """
 
 from __future__ import annotations
@@ -29,16 +32,30 @@ def layer_macs(layer: keras.layers.Layer) -> int | None:
     input size is not fixed.
 
     A kernel's size is the work per output position: kh*kw*(in/groups)*out for a convolution,
-    in*out for a dense layer (applied at every position of a >2-D input).
+    in*out for a dense layer (applied at every position of a >2-D input); a recurrent layer
+    applies its input kernel (in*gates*units) and recurrent kernel (units*gates*units) once
+    per time step.
     """
+    if isinstance(layer, keras.layers.Bidirectional):  # both directions read the whole input
+        return _sum([_recurrent(layer.forward_layer, layer.input),
+                     _recurrent(layer.backward_layer, layer.input)])
+    if isinstance(layer, keras.layers.TimeDistributed):  # the time axis is one more position
+        return _kernel_macs(layer.layer, layer.input, layer.output)
+    if isinstance(layer, (keras.layers.SimpleRNN, keras.layers.GRU, keras.layers.LSTM)):
+        return _recurrent(layer, layer.input)
+    return _kernel_macs(layer, layer.input, layer.output)
+
+
+def _kernel_macs(layer, inputs, outputs) -> int | None:
+    """A convolution's or dense layer's MACs at the positions of `inputs` -> `outputs`."""
     if isinstance(layer, (*_CONVOLUTIONS, *_DEPTHWISE, keras.layers.Dense)):
-        positions = _positions(layer.output)
+        positions = _positions(outputs)
         return None if positions is None else positions * math.prod(layer.kernel.shape)
     if isinstance(layer, _TRANSPOSED):  # every input position is spread by the whole kernel
-        positions = _positions(layer.input)
+        positions = _positions(inputs)
         return None if positions is None else positions * math.prod(layer.kernel.shape)
     if isinstance(layer, _SEPARABLE):
-        positions = _positions(layer.output)
+        positions = _positions(outputs)
         if positions is None:
             return None
         # The depthwise part runs at the output's positions too (it carries the strides).
@@ -47,10 +64,22 @@ def layer_macs(layer: keras.layers.Layer) -> int | None:
     return 0
 
 
+def _recurrent(layer, inputs) -> int | None:
+    if not isinstance(layer, (keras.layers.SimpleRNN, keras.layers.GRU, keras.layers.LSTM)):
+        return 0
+    steps = inputs.shape[1]
+    cell = layer.cell
+    return None if steps is None else steps * (math.prod(cell.kernel.shape)
+                                               + math.prod(cell.recurrent_kernel.shape))
+
+
+def _sum(counts) -> int | None:
+    return None if None in counts else sum(counts)
+
+
 def model_macs(model: keras.Model) -> int | None:
     """Multiply-accumulates of one forward pass of one example; None if an input size is open."""
-    counts = [layer_macs(layer) for layer in model.layers]
-    return None if None in counts else sum(counts)
+    return _sum([layer_macs(layer) for layer in model.layers])
 
 
 def format_macs(count: int | None) -> str:

@@ -54,14 +54,14 @@ KINDS = {
     "constraint": Kind("constraint", "constraints", "Constraint", ("Constraint",)),
 }
 # Arguments that take a Keras object, by the end of their name: `kernel_initializer: he_normal`
-# or `kernel_initializer: {variance_scaling: {scale: 2.0}}`.
+# or `kernel_initializer: {variance_scaling: {scale: 2.0}}`; the wrappers' inner layer the same
+# way: `bidirectional: {layer: {lstm: {units: 64}}}`, `backward_layer: ...`.
 OBJECT_ARGUMENTS = {"_initializer": "initializer", "_regularizer": "regularizer",
-                    "_constraint": "constraint"}
+                    "_constraint": "constraint", "layer": "layer"}
 # Layers a spec cannot name: Lambda and the wrappers of foreign code would run code chosen by
-# the file; the rest need Python objects (cells, layers) as arguments.
+# the file; the rest need Python objects (cells, a list of layers) as arguments.
 NOT_NAMEABLE = {"Lambda", "TFSMLayer", "FlaxLayer", "JaxLayer", "TorchModuleWrapper", "Layer",
-                "InputLayer", "Wrapper", "RNN", "Bidirectional", "TimeDistributed",
-                "StackedRNNCells", "Pipeline"}
+                "InputLayer", "Wrapper", "RNN", "StackedRNNCells", "Pipeline"}
 # Keyword arguments every layer takes through **kwargs (keras.layers.Layer.__init__).
 BASE_LAYER_ARGUMENTS = {"input_dim", "input_shape", "batch_input_shape", "batch_size", "weights"}
 
@@ -275,15 +275,14 @@ def object_kind(argument: str) -> str | None:
 
 def argument_object(argument: str, value):
     """A layer argument's value as Keras takes it: a name or `{name: {options}}` of an
-    initializer, regularizer, constraint or activation is looked up (and built); any other
-    value is returned as it is."""
+    initializer, regularizer, constraint, activation or (a wrapper's) layer is looked up (and
+    built, its own arguments checked); any other value is returned as it is."""
     kind = object_kind(argument)
     if kind is None or value is None:
         return value
     try:
         if isinstance(value, str):
-            found = resolve(kind, value)
-            return found if kind == "activation" else found()
+            return resolve(kind, value) if kind == "activation" else construct(kind, value, {})
         if isinstance(value, dict) and len(value) == 1 and "class_name" not in value:
             (name, options), = value.items()
             return construct(kind, name, dict(options or {}))

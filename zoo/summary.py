@@ -78,7 +78,7 @@ def layer_table(model: keras.Model) -> str:
                  f"Non-trainable: {counts['non_trainable_params']:,}")
     lines.append("Multiply-accumulates per example: " + (
         "n/a (an input size is not fixed)" if macs is None else
-        f"{macs:,} ({format_macs(macs)}; convolutions and dense layers)"))
+        f"{macs:,} ({format_macs(macs)}; convolutions, dense and recurrent layers)"))
     return "\n".join(lines)
 
 
