@@ -239,6 +239,35 @@ def test_text_interpolation(write_spec):
     assert model.layers[-1].name == "conv3_out"
 
 
+def test_vars_use_the_vars_above_them_and_follow_a_change(write_spec):
+    path = write_spec("""
+        model:
+          vars: {base: 16, width: "${base * 2}", widths: ["${base}", "${width}"]}
+          inputs: {x: [8]}
+          layers:
+            - dense: {units: "${width}", name: wide}
+            - dense: {units: "${widths[0]}", name: narrow}
+    """)
+    assert [zoo.build_model(path).get_layer(name).units for name in ("wide", "narrow")] == [32, 16]
+    changed = zoo.build_model(path, ["model.vars.base=5"])
+    assert [changed.get_layer(name).units for name in ("wide", "narrow")] == [10, 5]
+
+
+@pytest.mark.parametrize("variables, message", [
+    ('{width: "${base * 2}", base: 3}', "spec.yaml:2:17: model.vars.width: undefined variable "
+     "'base'; defined here: none; 'base' is defined below it: a variable can use only the ones "
+     "above it"),
+    ('{base: 3, width: "${width * 2}"}', "spec.yaml:2:26: model.vars.width: undefined variable "
+     "'width'; defined here: base; a variable cannot use itself"),
+])
+def test_a_var_that_uses_one_below_or_itself_is_a_located_error(write_spec, variables, message):
+    path = write_spec(f"model:\n  vars: {variables}\n  inputs: {{x: [8]}}\n"
+                      "  layers: [{dense: {units: 2}}]\n")
+    with pytest.raises(zoo.SpecError) as caught:
+        zoo.build_model(path)
+    assert str(caught.value) == message
+
+
 def test_numbers_are_read_as_yaml_1_2_reads_them():
     from zoo.source import parse_yaml
 

@@ -16,7 +16,7 @@ import math
 import operator
 import re
 
-from zoo.source import MAX_INTEGER, Mapping, Sequence, suggest
+from zoo.source import MAX_INTEGER, Mapping, Sequence, SpecError, plain, suggest
 
 MAX_EXPRESSION_LENGTH = 500
 MAX_STRING_LENGTH = 10_000
@@ -53,6 +53,25 @@ def substitute(value, variables: dict):
                                   value.item_locations[index])
         return result
     return value
+
+
+def variables_in_order(mapping: Mapping | None) -> dict:
+    """`model.vars` as values: each variable's `${...}` sees the variables above it
+    (`{base: 16, width: "${base * 2}"}` gives width 32), so one change flows to the rest."""
+    variables = {}
+    names = list(mapping or {})
+    for index, (key, item) in enumerate((mapping or {}).items()):
+        try:
+            variables[key] = plain(_substitute_item(mapping, key, item, variables))
+        except SpecError as error:
+            below = [name for name in names[index:] if re.search(rf"\b{re.escape(name)}\b",
+                                                                  str(item))]
+            if not below:
+                raise
+            why = ("a variable cannot use itself" if below[0] == key else f"'{below[0]}' is "
+                   "defined below it: a variable can use only the ones above it")
+            raise SpecError(error.location, error.path, f"{error.message}; {why}") from None
+    return variables
 
 
 def _substitute_item(container, key, item, variables):

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from zoo.expressions import substitute
+from zoo.expressions import substitute, variables_in_order
 from zoo.names import (Refused, check_dtype, default_layer_name, layer_class, refused_layer_reason,
                        registry, resolve)
 from zoo.sections import MAX_BLOCK_NESTING, MAX_LAYERS, MAX_REPEAT
@@ -80,7 +80,7 @@ class _Scope:
 class _Expander:
     def __init__(self, model: Mapping):
         self.block_defs = model.get("blocks") or Mapping(path="model.blocks")
-        self.global_variables = dict(plain(model.get("vars") or {}))
+        self.global_variables = variables_in_order(model.get("vars"))
         self.defaults = self._layer_defaults(model)
         self.graph = Graph([], [], [])
         self.auto_counts: dict = {}
