@@ -96,14 +96,33 @@ def test_a_model_whose_input_is_not_an_image_is_refused_before_training(write_sp
     from zoo.data import DataInfo
     from zoo.run import check_model_fits_data
 
+    path = write_spec("model:\n  inputs: {image: [64]}\n  layers:\n    - dense: {units: 10}\n"
+                      "data: {dataset: digits}\n")
+    message = ("spec.yaml:2:19: model.inputs.image: training feeds images, resized and "
+               "converted to the model's input: it must be [height, width, channels], received "
+               "[64] (a dense network starts with flatten)")
+    spec = zoo.load_spec(path)
+    with pytest.raises(zoo.SpecError) as caught:
+        check_model_fits_data(spec, zoo.build_model(spec), DataInfo("digits", (8, 8, 1), DIGITS))
+    assert str(caught.value) == message
+    summary = run("train.py", path, "--dry-run", cwd=".")  # --dry-run refuses it as training does
+    assert (summary.returncode, summary.stderr) == (2, f"error: {message}\n")
+
+
+def test_a_model_whose_channels_the_data_cannot_give_is_refused_before_training(write_spec):
+    import zoo
+    from zoo.data import DataInfo
+    from zoo.run import check_model_fits_data
+
     spec = zoo.load_spec(write_spec(
-        "model:\n  inputs: {image: [64]}\n  layers:\n    - dense: {units: 10}\n"))
+        "model:\n  inputs: {image: [8, 8, 5]}\n  layers:\n    - flatten\n"
+        "    - dense: {units: 10}\n"))
     with pytest.raises(zoo.SpecError) as caught:
         check_model_fits_data(spec, zoo.build_model(spec), DataInfo("digits", (8, 8, 1), DIGITS))
     assert str(caught.value) == (
         "spec.yaml:2:19: model.inputs.image: dataset 'digits' yields images of shape [8, 8, 1], "
         "which are resized and converted to the model's input: it must be [height, width, "
-        "channels] with 1 or 3 channels, received [64] (a dense network starts with flatten)")
+        "channels] with 1 or 3 channels, received [8, 8, 5]")
 
 
 def _damage(version: Path, target: Path, how) -> str:

@@ -17,7 +17,7 @@ from zoo.conversion import missing_packages
 from zoo.data import check_dataset_name
 from zoo.pretrain import pretrained_layers
 from zoo.sections import TOP, walk
-from zoo.source import suggest
+from zoo.source import SpecError, suggest
 from zoo.spec import Spec
 from zoo.optimization import call_parts, make_loss
 from zoo.training import layers_matching
@@ -47,6 +47,7 @@ def check_before_training(spec: Spec, model: keras.Model) -> None:
     _check_mixing(spec)
     _check_export_formats(spec)
     if spec.data.get("dataset"):  # a spec that names no data is a model to look at, not a run
+        check_model_takes_images(spec, model)
         _check_loss_fits(spec, model)
 
 
@@ -121,3 +122,17 @@ def _check_export_formats(spec: Spec) -> None:
     for index, kind in enumerate(formats):
         if problems := missing_packages([kind]):
             raise formats.error(index, problems[0].message)
+
+
+def check_model_takes_images(spec: Spec, model: keras.Model) -> None:
+    """Training feeds one image per example, resized and converted to the model's input; the
+    dataset's channels are checked once the data is loaded (zoo.run)."""
+    inputs = spec.model["inputs"]
+    if len(model.inputs) != 1:
+        raise SpecError(inputs.location, inputs.path, f"training feeds one image per example, "
+                        f"but the model takes {len(model.inputs)} inputs")
+    shape = [int(size) if size is not None else None for size in model.inputs[0].shape[1:]]
+    if len(shape) != 3:
+        raise inputs.error(next(iter(inputs)), "training feeds images, resized and converted to "
+                           "the model's input: it must be [height, width, channels], received "
+                           f"{shape} (a dense network starts with flatten)")

@@ -25,7 +25,7 @@ from zoo.devices import (choose_precision, choose_strategy, choose_xla, describe
 from zoo.conversion import convert
 from zoo.export import check_writable, export
 from zoo.pipeline import eval_split_name, load_splits, split_of, upscaling_note
-from zoo.preflight import check_before_training
+from zoo.preflight import check_before_training, check_model_takes_images
 from zoo.pretrain import phases
 from zoo.source import SpecError, plain
 from zoo.spec import Spec, load_spec, spec_from_text
@@ -191,16 +191,14 @@ def bind_classes(spec: Spec, info: DataInfo, log) -> None:
 
 def check_model_fits_data(spec: Spec, model, info: DataInfo) -> None:
     """Fail before training when the data cannot feed the model or its labels cannot fit it."""
+    check_model_takes_images(spec, model)  # one input of [height, width, channels]
     inputs = spec.model["inputs"]
-    if len(model.inputs) != 1:
-        raise SpecError(inputs.location, inputs.path, f"training feeds one image per example, "
-                        f"but the model takes {len(model.inputs)} inputs")
     shape = [int(size) if size is not None else None for size in model.inputs[0].shape[1:]]
-    if len(shape) != 3 or shape[-1] not in (1, 3, info.image_shape[-1]):
+    if shape[-1] not in (1, 3, info.image_shape[-1]):
         raise inputs.error(next(iter(inputs)), f"dataset '{info.name}' yields images of shape "
                            f"{list(info.image_shape)}, which are resized and converted to the "
                            "model's input: it must be [height, width, channels] with 1 or 3 "
-                           f"channels, received {shape} (a dense network starts with flatten)")
+                           f"channels, received {shape}")
     if spec.train.get("target") == "input":
         return
     predicted = model.outputs[0].shape[-1]
