@@ -415,7 +415,7 @@ def test_a_loss_that_becomes_nan_stops_with_the_epoch_and_keeps_the_last_checkpo
     assert result.returncode == 1
     assert result.stderr == ("error: the loss became NaN in epoch 1, training step 2 (no epoch "
                              "had finished); a smaller learning rate usually cures it\n")
-    assert not (tiny / "exports" / "tiny" / "1").exists()
+    assert not (tiny / "exports").exists()  # no checkpoint to keep: no empty folders either
 
 
 @pytest.mark.slow  # two trainings: about 20 s

@@ -17,6 +17,7 @@ the next number).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -179,9 +180,13 @@ def _write_version(directory, spec, model, info: DataInfo, history, metrics, dat
     fsync_tree(directory)
 
 
-def check_writable(output: str, spec_name: str) -> None:
-    """Fail before training, not after it, if the export cannot be written."""
+@contextlib.contextmanager
+def removed_if_left_empty(output: str, spec_name: str):
+    """OUTPUT/<spec name>/, made and checked writable now (a run fails before training, not
+    after it, if its export cannot be written); if the block fails, the folders made here
+    that are still empty are removed again."""
     directory = os.path.join(output, spec_name)
+    made = [folder for folder in (output, directory) if not os.path.isdir(folder)]
     try:
         os.makedirs(directory, exist_ok=True)
         with tempfile.TemporaryFile(dir=directory):
@@ -189,3 +194,10 @@ def check_writable(output: str, spec_name: str) -> None:
     except OSError as exc:
         raise SpecError(None, "--output", f"cannot write exports to {directory}: "
                                           f"{exc.strerror}") from None
+    try:
+        yield directory
+    except BaseException:
+        for folder in reversed(made):
+            with contextlib.suppress(OSError):  # not empty: a checkpoint to resume from
+                os.rmdir(folder)
+        raise

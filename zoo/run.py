@@ -23,7 +23,7 @@ from zoo.data import IMAGE_SUFFIXES, DataInfo
 from zoo.devices import (choose_precision, choose_strategy, choose_xla, describe_threads,
                          dtype_policy, is_chief, split_logical_cpus, strategy_name, use_threads)
 from zoo.conversion import convert
-from zoo.export import check_writable, export
+from zoo.export import export, removed_if_left_empty
 from zoo.pipeline import eval_split_name, load_splits, split_of, upscaling_note
 from zoo.preflight import check_before_training, check_model_takes_images
 from zoo.pretrain import phases
@@ -72,79 +72,81 @@ def train(spec, *, overrides=(), output: str = "exports", strategy: str | None =
     size_thread_pools(spec.train)
     distribution = choose_strategy(strategy)
     chief = is_chief(distribution)
+    folders = contextlib.ExitStack()  # a run that fails leaves no empty export folders
     if chief:
-        check_writable(output, spec.name)
         check_tracker(track, track_uri)
-    log = log if chief else (lambda *_: None)
-    progress = progress and chief
-    train_split = spec.data.get("train_split") or "train"
-    labeled = load_splits(spec, train_split, download)
-    info = labeled.info
-    bind_classes(spec, info, log)
-    precision = choose_precision(spec.train.get("precision"))
-    log(f"training {spec.name} on {info.name} ({labeled.train_size:,} train / "
-        f"{labeled.eval_size:,} eval images) with {strategy_name(distribution)} over "
-        f"{distribution.num_replicas_in_sync} replica(s), {precision}"
-        f"{', XLA' if choose_xla(spec.train.get('xla'), distribution) else ''}"
-        f"{', ' + threads if (threads := describe_threads()) else ''}")
-    if note := upscaling_note(labeled):
-        log(note)
-    if labeled.eval_split != eval_split_name(spec):
-        log(f"{info.name} has no '{eval_split_name(spec)}' split: each epoch and the export are "
-            f"evaluated on '{labeled.eval_split}'")
-    if info.skipped:
-        log(f"skipped {len(info.skipped)} file(s) of {info.name} that are not images by their "
-            f"name (not {', '.join(IMAGE_SUFFIXES)}): {', '.join(info.skipped[:3])}"
-            + (" ..." if len(info.skipped) > 3 else ""))
-    unlabeled = labeled
-    if spec.pretrain and (spec.pretrain.get("unlabeled") or train_split) != train_split:
-        unlabeled = load_splits(spec, spec.pretrain["unlabeled"], download)
-    checkpoints = os.path.join(output, spec.name, "checkpoint")
-    lock = one_run_at_a_time(checkpoints, log) if chief else contextlib.nullcontext()
-    with lock, dtype_policy(precision):
-        if restart and chief:
-            shutil.rmtree(checkpoints, ignore_errors=True)
-        keras.utils.set_random_seed(spec.train.get("seed") or 0)  # initial weights follow it
-        with distribution.scope():
-            model = build_model(spec)
-        check_model_fits_data(spec, model, info)
-        check_before_training(spec, model)  # outside the scope: it makes throwaway objects
-        start_from = initial_weights(spec, model)
-        with distribution.scope():
-            if start_from:
-                start_from.apply(model)
-                log(start_from.report())
-            steps = phases(spec, model, labeled, unlabeled)
-        fingerprint = spec_fingerprint(plain(spec.document))
-        for step in steps:  # a spec changed since an unfinished run fails before tracking
-            RunState(os.path.join(checkpoints, step.name), fingerprint, chief)
-        tracked = (MlflowRun(spec, [step.name for step in steps], checkpoints, info.name,
-                             fingerprint, uri=track_uri, tags=tags, log=log)
-                   if track and chief else contextlib.nullcontext())
-        with tracked as tracker:
-            with stop_between_steps_on_ctrl_c():
-                histories = run_phases(steps, model, distribution, checkpoints, fingerprint,
-                                       chief, log, tensorboard, progress,
-                                       _both(tracker and tracker.epoch, on_epoch))
-            final = {key[4:]: value for key, value in histories[steps[-1].name][-1].items()
-                     if key.startswith("val_")}
-            # `eval_split` is what `zoo evaluate` takes by default; the figures of every epoch
-            # (and so the result recorded) are on `evaluated`, the validation split if any.
-            dataset = {"name": info.name, "train_split": train_split,
-                       "eval_split": split_of(info, spec.data.get("eval_split") or "test"),
-                       "evaluated": labeled.eval_split}
-            directory = None
-            if chief:
-                directory = export(spec, model, info, output, history=histories,
-                                   metrics=final, dataset=dataset)
-                log(f"exported {directory}")
+        folders.enter_context(removed_if_left_empty(output, spec.name))
+    with folders:
+        log = log if chief else (lambda *_: None)
+        progress = progress and chief
+        train_split = spec.data.get("train_split") or "train"
+        labeled = load_splits(spec, train_split, download)
+        info = labeled.info
+        bind_classes(spec, info, log)
+        precision = choose_precision(spec.train.get("precision"))
+        log(f"training {spec.name} on {info.name} ({labeled.train_size:,} train / "
+            f"{labeled.eval_size:,} eval images) with {strategy_name(distribution)} over "
+            f"{distribution.num_replicas_in_sync} replica(s), {precision}"
+            f"{', XLA' if choose_xla(spec.train.get('xla'), distribution) else ''}"
+            f"{', ' + threads if (threads := describe_threads()) else ''}")
+        if note := upscaling_note(labeled):
+            log(note)
+        if labeled.eval_split != eval_split_name(spec):
+            log(f"{info.name} has no '{eval_split_name(spec)}' split: each epoch and the export "
+                f"are evaluated on '{labeled.eval_split}'")
+        if info.skipped:
+            log(f"skipped {len(info.skipped)} file(s) of {info.name} that are not images by their "
+                f"name (not {', '.join(IMAGE_SUFFIXES)}): {', '.join(info.skipped[:3])}"
+                + (" ..." if len(info.skipped) > 3 else ""))
+        unlabeled = labeled
+        if spec.pretrain and (spec.pretrain.get("unlabeled") or train_split) != train_split:
+            unlabeled = load_splits(spec, spec.pretrain["unlabeled"], download)
+        checkpoints = os.path.join(output, spec.name, "checkpoint")
+        lock = one_run_at_a_time(checkpoints, log) if chief else contextlib.nullcontext()
+        with lock, dtype_policy(precision):
+            if restart and chief:
                 shutil.rmtree(checkpoints, ignore_errors=True)
-                if converted := [kind for kind in spec.export["formats"]
-                                 if kind != "saved_model"]:
-                    convert(directory, converted, log)
-                if tracker:
-                    tracker.finish(directory, final, histories)
-    return TrainResult(spec, model, directory, final, dataset, histories)
+            keras.utils.set_random_seed(spec.train.get("seed") or 0)  # initial weights follow it
+            with distribution.scope():
+                model = build_model(spec)
+            check_model_fits_data(spec, model, info)
+            check_before_training(spec, model)  # outside the scope: it makes throwaway objects
+            start_from = initial_weights(spec, model)
+            with distribution.scope():
+                if start_from:
+                    start_from.apply(model)
+                    log(start_from.report())
+                steps = phases(spec, model, labeled, unlabeled)
+            fingerprint = spec_fingerprint(plain(spec.document))
+            for step in steps:  # a spec changed since an unfinished run fails before tracking
+                RunState(os.path.join(checkpoints, step.name), fingerprint, chief)
+            tracked = (MlflowRun(spec, [step.name for step in steps], checkpoints, info.name,
+                                 fingerprint, uri=track_uri, tags=tags, log=log)
+                       if track and chief else contextlib.nullcontext())
+            with tracked as tracker:
+                with stop_between_steps_on_ctrl_c():
+                    histories = run_phases(steps, model, distribution, checkpoints, fingerprint,
+                                           chief, log, tensorboard, progress,
+                                           _both(tracker and tracker.epoch, on_epoch))
+                final = {key[4:]: value for key, value in histories[steps[-1].name][-1].items()
+                         if key.startswith("val_")}
+                # `eval_split` is what `zoo evaluate` takes by default; the figures of every epoch
+                # (and so the result recorded) are on `evaluated`, the validation split if any.
+                dataset = {"name": info.name, "train_split": train_split,
+                           "eval_split": split_of(info, spec.data.get("eval_split") or "test"),
+                           "evaluated": labeled.eval_split}
+                directory = None
+                if chief:
+                    directory = export(spec, model, info, output, history=histories,
+                                       metrics=final, dataset=dataset)
+                    log(f"exported {directory}")
+                    shutil.rmtree(checkpoints, ignore_errors=True)
+                    if converted := [kind for kind in spec.export["formats"]
+                                     if kind != "saved_model"]:
+                        convert(directory, converted, log)
+                    if tracker:
+                        tracker.finish(directory, final, histories)
+        return TrainResult(spec, model, directory, final, dataset, histories)
 
 
 def _both(first, second):
