@@ -335,8 +335,14 @@ def test_dataset_problems_are_clear(tiny, tfds_data_dir):
         "(mnist_subset, digits) or a folder of images with one sub-folder per class\n")
     split = run("train.py", "tiny.yaml", "--set", "data.train_split=training", cwd=tiny)
     assert split.returncode == 2
-    assert "dataset 'digits' has no split 'training' (did you mean 'train'?); its splits: " \
-           "train, test" in split.stderr
+    assert split.stderr.startswith(
+        "error: --set data.train_split:1:1: data.train_split: dataset 'digits' has no split "
+        "'training' (did you mean 'train'?); its splits: train, test; name one with --set "
+        "data.train_split=train (")
+    validation = run("train.py", "tiny.yaml", "--set", "data.validation_split=val", cwd=tiny)
+    assert validation.stderr.startswith(
+        "error: --set data.validation_split:1:1: data.validation_split: dataset 'digits' has no "
+        "split 'val'; its splits: train, test; name one with --set data.validation_split=test (")
 
 
 def test_any_spec_runs_on_any_dataset_resizing_and_converting_channels(tmp_path):

@@ -53,12 +53,15 @@ def is_folder(name: str) -> bool:
     return os.sep in name or name.startswith((".", "~")) or os.path.isdir(name)
 
 
-def load_split(name: str, split: str, *, download: bool = False, where=(None, "data.dataset")):
-    """(tf.data.Dataset of (uint8 image, int64 label), DataInfo) for one split."""
+def load_split(name: str, split: str, *, download: bool = False, where=(None, "data.dataset"),
+               split_where=None):
+    """(tf.data.Dataset of (uint8 image, int64 label), DataInfo) for one split. `where`
+    locates errors about the dataset, `split_where` (if not `where`) those about the split."""
+    split_where = split_where or where
     if is_folder(name):
-        dataset, info = _folder_split(Path(os.path.expanduser(name)), split, where)
+        dataset, info = _folder_split(Path(os.path.expanduser(name)), split, where, split_where)
     else:
-        dataset, info = _tfds_split(name, split, download, where)
+        dataset, info = _tfds_split(name, split, download, where, split_where)
     return without_autotuning(dataset), info
 
 
@@ -159,7 +162,7 @@ def _prepare_embedded(name: str):
     return builder
 
 
-def _tfds_split(name: str, split: str, download: bool, where):
+def _tfds_split(name: str, split: str, download: bool, where, split_where):
     builder = _tfds_builder(name, download, where)
     info = builder.info
     if not info.supervised_keys:
@@ -174,16 +177,25 @@ def _tfds_split(name: str, split: str, download: bool, where):
     try:
         dataset = builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
     except (ValueError, KeyError) as exc:
+        key = split_where[1]
+        fix = (f"; name one with --set {key}={_likely_split(key, splits)}"
+               if key.startswith(("data.", "pretrain.")) and splits else "")
         raise DataError(f"dataset '{name}' has no split '{split}'{suggest(split, splits)}; its "
-                        f"splits: {', '.join(splits)} ({str(exc).splitlines()[0]})",
-                        *where) from None
+                        f"splits: {', '.join(splits)}{fix} ({str(exc).splitlines()[0]})",
+                        *split_where) from None
     return dataset, DataInfo(name, tuple(image_feature.shape), list(label_feature.names), splits)
+
+
+def _likely_split(key: str, splits) -> str:
+    """The split a fix for `key` would name: train for what trains, test for what evaluates."""
+    wanted = "train" if key.endswith(("train_split", "unlabeled")) else "test"
+    return wanted if wanted in splits else next(iter(splits))
 
 
 # --- a folder with one sub-folder per class --------------------------------------------------
 
 
-def _folder_split(root: Path, split: str, where):
+def _folder_split(root: Path, split: str, where, split_where):
     if not root.is_dir():
         raise DataError(f"'{root}' is not a folder of images", *where)
     classes = sorted(entry.name for entry in root.iterdir() if entry.is_dir())
@@ -197,7 +209,7 @@ def _folder_split(root: Path, split: str, where):
                         *where)
     if split not in FOLDER_SPLITS:
         raise DataError(f"a folder of images has the splits {', '.join(FOLDER_SPLITS)} (a fixed "
-                        f"80/20 shuffle), not '{split}'", *where)
+                        f"80/20 shuffle), not '{split}'", *split_where)
     order = np.random.RandomState(FOLDER_SEED).permutation(len(files))
     start, stop = (int(round(fraction * len(files))) for fraction in FOLDER_SPLITS[split])
     chosen = [files[i] for i in order[start:stop]]

@@ -60,17 +60,20 @@ def eval_split_name(spec: Spec) -> str:
     return spec.data.get("validation_split") or spec.data.get("eval_split") or "test"
 
 
-def load_splits(spec: Spec, train_split: str, download: bool) -> Splits:
-    """The raw train split named, and the split that evaluates it, for the spec's dataset."""
+def load_splits(spec: Spec, train_split: str, download: bool, where=None) -> Splits:
+    """The raw train split named, and the split that evaluates it, for the spec's dataset.
+    `where`: the key that names the train split (data.train_split unless told), for errors."""
     data = spec.data
     if not data.get("dataset"):
         raise SpecError(data.location, "data", "training needs a dataset: add `data: {dataset: "
                                                "NAME}` or pass --set data.dataset=mnist_subset")
-    name = data["dataset"]
-    where = data.where("dataset")
-    train_raw, info = load_split(name, train_split, download=download, where=where)
+    name, dataset = data["dataset"], data.where("dataset")
+    train_raw, info = load_split(name, train_split, download=download, where=dataset,
+                                 split_where=where or data.where("train_split"))
     eval_split = split_of(info, eval_split_name(spec))
-    eval_raw, _ = load_split(name, eval_split, download=download, where=where)
+    eval_key = "validation_split" if data.get("validation_split") else "eval_split"
+    eval_raw, _ = load_split(name, eval_split, download=download, where=dataset,
+                             split_where=data.where(eval_key))
     sizes = [_split_size(info, split, raw) for split, raw in ((train_split, train_raw),
                                                               (eval_split, eval_raw))]
     train_raw, eval_raw = (cache_if_small(raw, info, size)

@@ -100,7 +100,8 @@ def train(spec, *, overrides=(), output: str = "exports", strategy: str | None =
                 + (" ..." if len(info.skipped) > 3 else ""))
         unlabeled = labeled
         if spec.pretrain and (spec.pretrain.get("unlabeled") or train_split) != train_split:
-            unlabeled = load_splits(spec, spec.pretrain["unlabeled"], download)
+            unlabeled = load_splits(spec, spec.pretrain["unlabeled"], download,
+                                    spec.pretrain.where("unlabeled"))
         checkpoints = os.path.join(output, spec.name, "checkpoint")
         lock = one_run_at_a_time(checkpoints, log) if chief else contextlib.nullcontext()
         with lock, dtype_policy(precision):
