@@ -424,6 +424,24 @@ def test_a_loss_that_becomes_nan_stops_with_the_epoch_and_keeps_the_last_checkpo
     assert not (tiny / "exports").exists()  # no checkpoint to keep: no empty folders either
 
 
+def test_an_export_at_chance_level_says_so_in_the_log_and_its_metadata(tiny):
+    result = run("train.py", "tiny.yaml", "--output", "exports", "--results", "", "--set",
+                 "train.epochs=1", "--set", "train.optimizer={sgd: {learning_rate: 0.0}}",
+                 cwd=tiny)
+    assert result.returncode == 0, result.stderr
+    metadata = json.loads((tiny / "exports" / "tiny" / "1" / "metadata.json").read_text())
+    warning, = metadata["warnings"]
+    assert warning.startswith("the accuracy reached, 0.") and warning.endswith(
+        ", is at chance level (0.1000 for 10 classes): the network learned nothing. Look at the "
+        "loss per epoch: a learning rate too large or too small, too few epochs, or "
+        "preprocessing the export does not match are the usual causes")
+    assert f"WARNING: {warning}\n" in result.stdout
+    trained = run("train.py", "tiny.yaml", "--output", "again", "--results", "", cwd=tiny)
+    assert "WARNING" not in trained.stdout
+    assert json.loads((tiny / "again" / "tiny" / "1" / "metadata.json").read_text())[
+        "warnings"] == []
+
+
 @pytest.mark.slow  # two trainings: about 20 s
 def test_ctrl_c_exits_cleanly_and_the_same_command_resumes(tiny):
     command = [sys.executable, str(ROOT / "train.py"), "tiny.yaml", "--output", "exports",

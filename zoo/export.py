@@ -60,8 +60,8 @@ def existing_versions(directory: str) -> list[int]:
 
 
 def export(spec: Spec, model: keras.Model, info: DataInfo, output: str, *, history, metrics,
-           dataset: dict) -> str:
-    """Write a new version; returns its directory."""
+           dataset: dict, warnings=()) -> str:
+    """Write a new version; returns its directory. `warnings` go into metadata.json."""
     spec_directory = os.path.join(output, spec.name)
     os.makedirs(spec_directory, exist_ok=True)
     _remove_abandoned_staging(spec_directory)
@@ -70,7 +70,7 @@ def export(spec: Spec, model: keras.Model, info: DataInfo, output: str, *, histo
     os.umask(umask)
     os.chmod(staging, 0o777 & ~umask)  # mkdtemp's 0700 would hide the version from servers
     try:
-        _write_version(staging, spec, model, info, history, metrics, dataset)
+        _write_version(staging, spec, model, info, history, metrics, dataset, list(warnings))
         return _publish(staging, spec_directory)
     except (OSError, tf.errors.OpError) as exc:  # a full disk shows up as either
         raise write_failure(f"the export into {spec_directory}", exc,
@@ -143,7 +143,8 @@ def endpoints(serving_model: keras.Model, names: list, image_shape, options: dic
     return functions
 
 
-def _write_version(directory, spec, model, info: DataInfo, history, metrics, dataset):
+def _write_version(directory, spec, model, info: DataInfo, history, metrics, dataset,
+                   warnings):
     nodes = output_nodes(spec, model)
     serving_model = serving_model_of(model, nodes)
     archive = keras.export.ExportArchive()
@@ -169,6 +170,7 @@ def _write_version(directory, spec, model, info: DataInfo, history, metrics, dat
         "phases": [{"name": name, "epochs": len(epochs),
                     **{key: value for key, value in epochs[-1].items() if key != "seconds"}}
                    for name, epochs in history.items() if epochs],
+        "warnings": warnings,
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__,
                      "python": platform.python_version()},
     }

@@ -137,9 +137,13 @@ def train(spec, *, overrides=(), output: str = "exports", strategy: str | None =
                            "eval_split": split_of(info, spec.data.get("eval_split") or "test"),
                            "evaluated": labeled.eval_split}
                 directory = None
+                warning = chance_level(spec, info, final)
+                if warning:
+                    log(f"WARNING: {warning}")
                 if chief:
                     directory = export(spec, model, info, output, history=histories,
-                                       metrics=final, dataset=dataset)
+                                       metrics=final, dataset=dataset,
+                                       warnings=[warning] if warning else [])
                     log(f"exported {directory}")
                     shutil.rmtree(checkpoints, ignore_errors=True)
                     if converted := [kind for kind in spec.export["formats"]
@@ -148,6 +152,18 @@ def train(spec, *, overrides=(), output: str = "exports", strategy: str | None =
                     if tracker:
                         tracker.finish(directory, final, histories)
         return TrainResult(spec, model, directory, final, dataset, histories)
+
+
+def chance_level(spec: Spec, info: DataInfo, final: dict) -> str | None:
+    """What to say of a classifier that learned nothing: accuracy within half of chance's."""
+    chance = 1 / max(info.num_classes, 1)
+    accuracy = final.get("accuracy")
+    if spec.train.get("target") == "input" or accuracy is None or accuracy > 1.5 * chance:
+        return None
+    return (f"the accuracy reached, {accuracy:.4f}, is at chance level ({chance:.4f} for "
+            f"{info.num_classes} classes): the network learned nothing. Look at the loss per "
+            "epoch: a learning rate too large or too small, too few epochs, or preprocessing "
+            "the export does not match are the usual causes")
 
 
 def _both(first, second):
