@@ -60,7 +60,7 @@ def missing_packages(formats) -> list:
 def convert(directory: str, formats, log=print) -> dict:
     """Convert the export in `directory` to each of `formats` (keys of FILES), check each
     file against the SavedModel and record it in metadata.json; returns the records by format.
-    A failed conversion raises RunFailure (files already converted stay)."""
+    A failed conversion raises RunFailure; the files converted before it stay, recorded."""
     if problems := missing_packages(formats):
         raise problems[0]
     saved_model = open_model(directory)
@@ -76,7 +76,7 @@ def convert(directory: str, formats, log=print) -> dict:
         with atomic_path(target, suffix=os.path.splitext(target)[1]) as temporary:
             try:
                 _CONVERTERS[kind](source, temporary, metadata)
-            except Exception as exc:  # each converter fails in its own way: name it, move on
+            except Exception as exc:  # each converter fails in its own way: say which failed
                 raise RunFailure(f"{directory}: {CONVERTER_NAMES[kind]} cannot convert the model "
                                  f"to {kind}: {_first_line(exc)}. The SavedModel is unaffected; "
                                  f"{_fallback(directory, kind)}") from None
@@ -91,9 +91,9 @@ def convert(directory: str, formats, log=print) -> dict:
             if not kind.endswith("int8") and record["max_abs_difference"] > TOLERANCE:
                 raise _disagreement(directory, kind, record, source, images)
         records[kind] = record
+        write_json_atomically(os.path.join(directory, "metadata.json"),
+                              {**metadata, "formats": records})
         log(f"wrote {target}: {_describe(record)}")
-    write_json_atomically(os.path.join(directory, "metadata.json"),
-                          {**metadata, "formats": records})
     return records
 
 
