@@ -145,6 +145,7 @@ def test_export_serves_in_a_process_that_never_imported_zoo(tiny):
     np.testing.assert_array_equal(served.argmax(axis=1), expected.argmax(axis=1))
 
 
+@pytest.mark.slow  # about 20 s
 def test_saved_model_cli_shows_and_runs_the_export(tiny):
     assert run("train.py", "tiny.yaml", "--output", "exports", "--set", "train.epochs=1",
                cwd=tiny).returncode == 0
@@ -454,6 +455,7 @@ def test_ctrl_c_exits_cleanly_and_the_same_command_resumes(tiny):
     assert f"resuming tiny after epoch {done} of 6" in resumed.stdout
 
 
+@pytest.mark.slow  # about 18 s
 def test_a_terminal_gets_a_bar_of_each_epochs_steps_and_a_log_file_one_line_an_epoch(tiny):
     import pty
 
