@@ -19,10 +19,6 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-FILES = {"saved_model": "", "onnx": "model.onnx", "litert": "model.tflite",
-         "litert_int8": "model_int8.tflite"}
-
-
 def size_of(path: str) -> int:
     """A file's bytes, or a SavedModel's (its graph and variables, not model.keras beside it)."""
     if os.path.isfile(path):
@@ -40,20 +36,21 @@ def main() -> None:
     args = parser.parse_args()
     import numpy as np
 
-    from zoo.conversion import dataset_images
+    from zoo.conversion import FORMATS, dataset_images
     from zoo.evaluation import evaluate_export, load_metadata
     from zoo.runtimes import open_model
 
     metadata = load_metadata(args.export)
-    paths = {kind: os.path.join(args.export, name) for kind, name in FILES.items()
+    batches = args.batch or [1, 64]
+    files = {"saved_model": "", **{kind: entry.file for kind, entry in FORMATS.items()}}
+    paths = {kind: os.path.join(args.export, name) for kind, name in files.items()
              if os.path.exists(os.path.join(args.export, name))}
     runners = {kind: open_model(path) for kind, path in paths.items()}
-    images = dataset_images(metadata, metadata["dataset"]["eval_split"], max(args.batch or [1, 64]))
+    images = dataset_images(metadata, metadata["dataset"]["eval_split"], max(batches))
     reference = runners["saved_model"](images)["probabilities"]
     print(f"{args.export}: {metadata['spec']} on {metadata['dataset']['name']}, "
           f"{metadata['dataset']['eval_split']} split")
     print(f"{'format':<12} {'size':>10} {'max |diff|':>11} {'accuracy':>9}", end="")
-    batches = args.batch or [1, 64]
     print("".join(f" {f'ms/batch {b}':>13}" for b in batches))
     timings = {(kind, batch): [] for kind in runners for batch in batches}
     for repetition in range(args.repeats + 1):

@@ -16,6 +16,7 @@ import shlex
 import sys
 
 from zoo.commands import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_INTERRUPTED, RUN
+from zoo.sections import CONVERTED_FORMATS
 from zoo.tracking import TRACKERS
 
 def _import_tensorflow(verbose: bool) -> None:
@@ -118,7 +119,7 @@ def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
 def _convert_arguments(parser: argparse.ArgumentParser) -> None:
     _add_export(parser)
     parser.add_argument("--to", dest="formats", action="append", required=True,
-                        choices=("onnx", "litert", "litert_int8"), metavar="FORMAT",
+                        choices=CONVERTED_FORMATS, metavar="FORMAT",
                         help="onnx (model.onnx), litert (model.tflite) or litert_int8 "
                              "(model_int8.tflite: weights and activations quantized to int8); "
                              "repeatable")

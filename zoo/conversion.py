@@ -21,6 +21,7 @@ each conversion and its differences.
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from dataclasses import dataclass
@@ -35,30 +36,25 @@ from zoo.evaluation import load_metadata
 from zoo.export import endpoints, serving_model_of
 from zoo.files import RunFailure, atomic_path, write_json_atomically
 from zoo.layers import FASTER, with_layer_classes  # importing it registers the zoo's layers
+from zoo.names import first_lines
 from zoo.runtimes import needs_package, open_model
 from zoo.source import SpecError
 
-FILES = {"onnx": "model.onnx", "litert": "model.tflite", "litert_int8": "model_int8.tflite"}
-PACKAGES = {"onnx": (("tf2onnx", "onnx"), ("onnxruntime", "onnx")),
-            "litert": (("ai_edge_litert", "litert"),),
-            "litert_int8": (("ai_edge_litert", "litert"),)}
 TOLERANCE = 1e-4  # the largest difference of any output allowed for a float32 file
 CHECK_IMAGES = 100  # eval images every conversion is checked on
 CALIBRATION_IMAGES = 200  # training images int8 quantization measures activation ranges on
 ONNX_OPSET = 17
-CONVERTER_NAMES = {"onnx": "tf2onnx", "litert": "TensorFlow's LiteRT converter",
-                   "litert_int8": "TensorFlow's LiteRT converter"}
 
 
 def missing_packages(formats) -> list:
     """Errors naming what to install for the formats whose converters are missing."""
-    problems = (needs_package(module, extra, f"export format {kind}")
-                for kind in formats for module, extra in PACKAGES.get(kind, ()))
+    problems = (needs_package(module, FORMATS[kind].extra, f"export format {kind}")
+                for kind in formats if kind in FORMATS for module in FORMATS[kind].packages)
     return [problem for problem in problems if problem]
 
 
 def convert(directory: str, formats, log=print) -> dict:
-    """Convert the export in `directory` to each of `formats` (keys of FILES), check each
+    """Convert the export in `directory` to each of `formats` (keys of FORMATS), check each
     file against the SavedModel and record it in metadata.json; returns the records by format.
     A failed conversion raises RunFailure; the files converted before it stay, recorded."""
     if problems := missing_packages(formats):
@@ -72,18 +68,18 @@ def convert(directory: str, formats, log=print) -> dict:
     records = {kind: record for kind, record in (metadata.get("formats") or {}).items()
                if os.path.exists(os.path.join(directory, record["file"]))}  # still there
     for kind in formats:
-        target = os.path.join(directory, FILES[kind])
+        target = os.path.join(directory, FORMATS[kind].file)
         with atomic_path(target, suffix=os.path.splitext(target)[1]) as temporary:
             try:
-                _CONVERTERS[kind](source, temporary, metadata)
+                FORMATS[kind].write(source, temporary, metadata)
             except Exception as exc:  # each converter fails in its own way: say which failed
-                raise RunFailure(f"{directory}: {CONVERTER_NAMES[kind]} cannot convert the model "
-                                 f"to {kind}: {_first_line(exc)}. The SavedModel is unaffected; "
-                                 f"{_fallback(directory, kind)}") from None
+                raise RunFailure(f"{directory}: {FORMATS[kind].converter} cannot convert the "
+                                 f"model to {kind}: {first_lines(exc, 1)}. The SavedModel is "
+                                 f"unaffected; {_fallback(directory, kind)}") from None
             try:
                 converted = open_model(temporary)(images)
             except SpecError as exc:  # the converter wrote what its runtime cannot run
-                raise RunFailure(f"{directory}: {CONVERTER_NAMES[kind]} wrote a {kind} file its "
+                raise RunFailure(f"{directory}: {FORMATS[kind].converter} wrote a {kind} file its "
                                  f"runtime cannot run ({exc.message.split(': ', 1)[-1]}). "
                                  f"The SavedModel is unaffected; {_fallback(directory, kind)}") \
                     from None
@@ -153,7 +149,7 @@ def _to_litert(source: _Source, file: str, metadata: dict, int8: bool = False) -
         converter = tf.lite.TFLiteConverter.from_saved_model(folder)
         if int8:
             calibration = dataset_images(metadata, metadata["dataset"]["train_split"],
-                                  CALIBRATION_IMAGES)
+                                         CALIBRATION_IMAGES)
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
             converter.representative_dataset = lambda: ([image[np.newaxis]]
                                                         for image in calibration)
@@ -161,8 +157,24 @@ def _to_litert(source: _Source, file: str, metadata: dict, int8: bool = False) -
             handle.write(converter.convert())
 
 
-_CONVERTERS = {"onnx": _to_onnx, "litert": _to_litert,
-               "litert_int8": lambda *args: _to_litert(*args, int8=True)}
+@dataclass(frozen=True)
+class Format:
+    file: str  # its name in the export's version folder
+    converter: str  # what writes it, as errors name it
+    write: object  # (source, file, metadata) -> None
+    packages: tuple  # the modules converting and checking it need
+    extra: str  # the keras-zoo extra that installs them
+
+
+LITERT_CONVERTER = "TensorFlow's LiteRT converter"
+FORMATS = {
+    "onnx": Format("model.onnx", "tf2onnx", _to_onnx, ("tf2onnx", "onnxruntime"), "onnx"),
+    "litert": Format("model.tflite", LITERT_CONVERTER, _to_litert, ("ai_edge_litert",),
+                     "litert"),
+    "litert_int8": Format("model_int8.tflite", LITERT_CONVERTER,
+                          functools.partial(_to_litert, int8=True), ("ai_edge_litert",),
+                          "litert"),
+}
 
 
 def _compare(converted: dict, expected: dict, saved: dict, kind: str, count: int) -> dict:
@@ -172,7 +184,7 @@ def _compare(converted: dict, expected: dict, saved: dict, kind: str, count: int
     def largest(reference):
         return max(float(np.abs(converted[name] - reference[name]).max()) for name in reference)
 
-    record = {"file": FILES[kind], "checked_on_images": count,
+    record = {"file": FORMATS[kind].file, "checked_on_images": count,
               "max_abs_difference": largest(expected),
               "max_abs_difference_to_saved_model": largest(saved)}
     if "probabilities" in saved:
@@ -205,11 +217,6 @@ def _fallback(directory: str, kind: str) -> str:
     return f"serve the SavedModel, or try the other format: zoo convert {directory} --to {other}"
 
 
-def _first_line(exc: Exception) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__
-
-
 def first_departing_layer(model: keras.Model, inputs: np.ndarray, kind: str) -> str | None:
     """The first of the model's layers whose output departs from TensorFlow's by more than
     TOLERANCE (relative to its size) on `inputs` (preprocessed images) when the model, with
@@ -222,8 +229,8 @@ def first_departing_layer(model: keras.Model, inputs: np.ndarray, kind: str) -> 
                            input_signature=[spec])
     expected = {name: value.numpy() for name, value in function(inputs).items()}
     with tempfile.TemporaryDirectory() as folder:
-        file = os.path.join(folder, FILES[kind])
-        _CONVERTERS[kind](_Source(probe, function), file, None)
+        file = os.path.join(folder, FORMATS[kind].file)
+        FORMATS[kind].write(_Source(probe, function), file, None)
         converted = open_model(file)(inputs)
     for layer in layers:
         scale = max(1.0, float(np.abs(expected[layer.name]).max()))

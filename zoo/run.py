@@ -128,7 +128,8 @@ def train(spec, *, overrides=(), output: str = "exports", strategy: str | None =
                 with stop_between_steps_on_ctrl_c():
                     histories = run_phases(steps, model, distribution, checkpoints, fingerprint,
                                            chief, log, tensorboard, progress,
-                                           _both(tracker and tracker.epoch, on_epoch))
+                                           [observer for observer in (
+                                               tracker and tracker.epoch, on_epoch) if observer])
                 final = {key[4:]: value for key, value in histories[steps[-1].name][-1].items()
                          if key.startswith("val_")}
                 # `eval_split` is what `zoo evaluate` takes by default; the figures of every epoch
@@ -164,17 +165,6 @@ def chance_level(spec: Spec, info: DataInfo, final: dict) -> str | None:
             f"{info.num_classes} classes): the network learned nothing. Look at the loss per "
             "epoch: a learning rate too large or too small, too few epochs, or preprocessing "
             "the export does not match are the usual causes")
-
-
-def _both(first, second):
-    """One on_epoch observer calling each given one."""
-    if not (first and second):
-        return first or second
-
-    def both(*arguments):
-        first(*arguments)
-        second(*arguments)
-    return both
 
 
 def _as_spec(spec, overrides) -> Spec:

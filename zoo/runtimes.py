@@ -14,6 +14,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from zoo.names import first_lines
 from zoo.source import SpecError
 
 FILE_FORMATS = {".onnx": "onnx", ".tflite": "litert"}
@@ -47,7 +48,7 @@ def load_saved_model(directory: str):
     except Exception as exc:  # TensorFlow reports damaged files with many exception types
         raise bad_export(directory, "the SavedModel cannot be loaded, it is damaged or "
                                     "incomplete (copy it again, or train again): "
-                                    f"{str(exc).strip().splitlines()[0]}") from None
+                                    f"{first_lines(exc, 1)}") from None
     if "serving_default" not in loaded.signatures:
         raise bad_export(directory, "the SavedModel has no serving_default signature")
     return loaded
@@ -137,6 +138,6 @@ def open_model(path: str, signature: str = "serving_default") -> Runner:
         runner = (OnnxRunner if kind == "onnx" else LiteRTRunner)(path)
     except Exception as exc:  # each runtime reports a damaged file its own way
         raise bad_export(path, f"the {kind} file cannot be loaded, it is damaged or not a "
-                               f"model of this zoo: {str(exc).strip().splitlines()[0]}") from None
+                               f"model of this zoo: {first_lines(exc, 1)}") from None
     runner.directory = os.path.dirname(path) or "."
     return runner

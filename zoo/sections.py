@@ -364,7 +364,8 @@ PRETRAIN = Table("pretrain", (
 ), "greedy layer-wise pretraining before `train`", example={"layers": ["hidden*"]},
     elsewhere=IN_OPTIMIZER)
 
-EXPORT_FORMATS = ("saved_model", "onnx", "litert", "litert_int8")
+CONVERTED_FORMATS = ("onnx", "litert", "litert_int8")  # zoo.conversion.FORMATS
+EXPORT_FORMATS = ("saved_model", *CONVERTED_FORMATS)
 EXPORT = Table("export", (
     Key("formats", ListOf(Choice(*EXPORT_FORMATS), "a list of " + ", ".join(EXPORT_FORMATS),
                           min_items=1), ["saved_model"],

@@ -262,12 +262,12 @@ def train_phases(spec, model: keras.Model, splits: Splits, name: str = "train",
 
 def run_phases(phases: list, model, strategy, checkpoints: str, fingerprint: str, chief: bool,
                log, tensorboard: str | None = None, progress: bool = False,
-               on_epoch=None) -> dict:
+               on_epoch=()) -> dict:
     """Run each phase in order; a finished phase is skipped and its final weights loaded, so
     the next phase starts from exactly what it ended with. Returns the histories by phase.
     With `tensorboard` (a directory), the chief also writes TensorBoard logs there;
-    `progress` draws a bar of each epoch's steps; the chief calls `on_epoch(phase name,
-    epoch number, metrics)` after each epoch is checkpointed."""
+    `progress` draws a bar of each epoch's steps; the chief calls each of `on_epoch` with
+    (phase name, epoch number, metrics) after each epoch is checkpointed."""
     histories = {}
     for phase in phases:
         state = RunState(os.path.join(checkpoints, phase.name), fingerprint, chief)
@@ -277,10 +277,10 @@ def run_phases(phases: list, model, strategy, checkpoints: str, fingerprint: str
             continue
         set_trainable(model, phase.trainable)
         observers = []
-        if chief and tensorboard:
-            observers.append(TensorBoardLog(tensorboard, phase.name).write)
-        if chief and on_epoch:
-            observers.append(functools.partial(on_epoch, phase.name))
+        if chief:
+            if tensorboard:
+                observers.append(TensorBoardLog(tensorboard, phase.name).write)
+            observers += [functools.partial(observer, phase.name) for observer in on_epoch]
         histories[phase.name] = train_phase(phase, strategy, state, log, progress=progress,
                                             after_epoch=observers)
         set_trainable(model, {layer.name for layer in model.layers})
