@@ -68,3 +68,23 @@ def test_missing_spec_file_exits_2(tmp_path):
 def test_bad_arguments_exit_2():
     result = run_train("--no-such-flag")
     assert result.returncode == 2 and "usage: train.py" in result.stderr
+
+
+def test_ctrl_c_says_what_the_interrupted_command_leaves(capsys):
+    """Only train and sweep keep a checkpoint to resume from; convert leaves the export as it
+    was (its files are written beside it under temporary names, tests/test_conversion.py)."""
+    from zoo.cli import INTERRUPTED, _run
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    said = {}
+    for command in ("train", "convert", "evaluate"):
+        assert _run(interrupted, False, INTERRUPTED.get(command)) == 130
+        said[command] = capsys.readouterr().err
+    assert said == {
+        "train": "interrupted: the last checkpoint is kept; run the same command again to "
+                 "resume from it\n",
+        "convert": "interrupted: no file was left half-written and the export is as it was; "
+                   "the formats converted before the interruption are kept\n",
+        "evaluate": "interrupted\n"}

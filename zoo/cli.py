@@ -317,13 +317,24 @@ def evaluate_main(argv=None) -> int:
 def _dispatch(args) -> int:
     if args.command != "schema":  # the schema needs no TensorFlow
         _import_tensorflow(args.verbose)
-    return _run(lambda: RUN[args.command](args), args.verbose)
+    return _run(lambda: RUN[args.command](args), args.verbose, INTERRUPTED.get(args.command))
 
 
-def _run(job, verbose: bool) -> int:
+# What Ctrl-C leaves, for the commands that write something; the others write nothing.
+INTERRUPTED = {
+    "train": "the last checkpoint is kept; run the same command again to resume from it",
+    "sweep": "the study keeps its finished trials and the trial in training its last "
+             "checkpoint; run the same command again to resume",
+    "convert": "no file was left half-written and the export is as it was; the formats "
+               "converted before the interruption are kept",
+}
+
+
+def _run(job, verbose: bool, interrupted: str | None = None) -> int:
     """Run a command; a bad spec or argument becomes one message and exit code 2.
 
-    Any other failure is one message and exit code 1; --verbose shows its traceback.
+    Any other failure is one message and exit code 1; --verbose shows its traceback. Ctrl-C
+    is exit code 130 with `interrupted`, what the command leaves behind.
     """
     from zoo.files import RunFailure
     from zoo.source import SpecError
@@ -334,8 +345,7 @@ def _run(job, verbose: bool) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        print("interrupted: the last checkpoint is kept; run the same command again to resume "
-              "from it", file=sys.stderr)
+        print(f"interrupted{': ' + interrupted if interrupted else ''}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except (FloatingPointError, RunFailure) as exc:
         print(f"error: {exc}", file=sys.stderr)
