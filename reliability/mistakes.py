@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LENET = f"extends: {ROOT / 'specs' / 'lenet.yaml'}\n"
 MLP = f"extends: {ROOT / 'specs' / 'mlp.yaml'}\n"
 SDAE = f"extends: {ROOT / 'specs' / 'stacked_denoising_autoencoder.yaml'}\n"
+UNET = f"extends: {ROOT / 'specs' / 'unet.yaml'}\n"
 DIGITS = """\
 model:
   inputs: {image: [8, 8, 1]}
@@ -304,6 +305,30 @@ MISTAKES = (
                    "before --set applies, so --set cannot change it; write a spec that "
                    "extends the base you want (a variant is a few lines)", "load",
             ("extends=specs/mlp.yaml",)),
+    # --- blocks with several outputs and inputs (U-Net's skip connections) ------------------
+    Mistake("a misspelt output of a block",
+            UNET, "--set model.layers[4].expand.inputs:1:1: model.layers[4].expand.inputs: "
+                  "block 'contract' (here 'enc2') has no output 'skp' (did you mean 'skip'?); "
+                  "its outputs: enc2.down, enc2.skip", "build",
+            ("model.layers[4].expand.inputs=[bottom, enc2.skp]",)),
+    Mistake("a block's output named as its Keras layer",
+            UNET, "--set model.layers[4].expand.inputs:1:1: model.layers[4].expand.inputs: "
+                  "undefined node 'enc2_skip' (did you mean 'enc2.skip' or 'enc1.skip' or "
+                  "'enc2'?); defined above: image, noise, enc1, enc1.down, enc1.skip, enc2, "
+                  "enc2.down, enc2.skip, bottom", "build",
+            ("model.layers[4].expand.inputs=[bottom, enc2_skip]",)),
+    Mistake("a block of two inputs given one",
+            UNET, "--set model.layers[4].expand.inputs:1:1: model.layers[4].expand.inputs: "
+                  "block 'expand' takes 2 inputs (below, skip), received 1; give them in that "
+                  "order: inputs: [node, ...]", "build",
+            ("model.layers[4].expand.inputs=bottom",)),
+    Mistake("a block's outputs naming a node it lacks",
+            DIGITS.replace("  layers:\n", "  blocks:\n    pair:\n      outputs: [first, secnd]\n"
+                           "      layers:\n        - dense: {name: first, units: 4}\n"
+                           "        - dense: {name: second, units: 4}\n  layers:\n")
+            + "    - pair\n",
+            "SPEC:5:24: model.blocks.pair.outputs[1]: undefined node 'secnd' (did you mean "
+            "'second'?)", "build"),
     Mistake("shapes that cannot be added",
             "model:\n  inputs: {image: [8, 8, 1]}\n  layers:\n    - flatten: {name: flat}\n"
             "    - dense: {units: 10, name: a}\n    - dense: {units: 5, name: b, inputs: flat}\n"

@@ -18,6 +18,20 @@ model:
       layers: [{dense: {units: '${units}'}}]
   layers:
 """
+# A block with two outputs and one with two inputs (U-Net's skip connections).
+SKIP_BLOCKS = """\
+model:
+  inputs: {image: [8, 8, 1]}
+  blocks:
+    contract:
+      outputs: [down, skip]
+      layers: [{conv2d: {name: skip, filters: 2, kernel_size: 1}}, {max_pooling2d: {name: down}}]
+    expand:
+      inputs: [below, skip]
+      layers: [{up_sampling2d: {name: up, inputs: below}}, {concatenate: {inputs: [skip, up]}}]
+  layers:
+    - contract: {name: enc}
+"""
 
 CASES = {
     "empty file": (
@@ -185,6 +199,35 @@ CASES = {
     "unknown output": (
         MODEL + "    - flatten: {name: flat}\n  outputs: [flta]\n",
         "spec.yaml:5:13: model.outputs[0]: undefined node 'flta' (did you mean 'flat'?)"),
+    "a block output the block does not have": (
+        SKIP_BLOCKS + "    - expand: {inputs: [enc, enc.skp]}\n",
+        "spec.yaml:12:24: model.layers[1].expand.inputs: block 'contract' (here 'enc') has no "
+        "output 'skp' (did you mean 'skip'?); its outputs: enc.down, enc.skip"),
+    "an output of a block that has one": (
+        BLOCK_A + "    - a: {name: first, units: 4}\n    - dense: {units: 2, inputs: first.out}\n",
+        "spec.yaml:9:33: model.layers[1].dense.inputs: 'first' is a block 'a' with one output, "
+        "named 'first' itself; a block returns several when it lists them (outputs: [...])"),
+    "a block given too few inputs": (
+        SKIP_BLOCKS + "    - expand: {}\n",
+        "spec.yaml:12:15: model.layers[1].expand.inputs: block 'expand' takes 2 inputs (below, "
+        "skip), received 1; give them in that order: inputs: [node, ...]"),
+    "a block output naming no node": (
+        SKIP_BLOCKS.replace("[down, skip]", "[down, skp]") + "    - flatten\n",
+        "spec.yaml:5:23: model.blocks.contract.outputs[1]: undefined node 'skp' (did you mean "
+        "'skip'?)"),
+    "a block with output and outputs": (
+        SKIP_BLOCKS.replace("outputs: [down, skip]", "outputs: [down, skip]\n      output: down")
+        + "    - flatten\n",
+        "spec.yaml:6:7: model.blocks.contract.output: a block has either `output` (the one node "
+        "it returns) or `outputs` (several), not both"),
+    "a block output listed twice": (
+        SKIP_BLOCKS.replace("[down, skip]", "[down, down]") + "    - flatten\n",
+        "spec.yaml:5:16: model.blocks.contract.outputs: 'down' is listed twice"),
+    "a repeat of a block with two inputs": (
+        SKIP_BLOCKS + "    - repeat: {block: expand, times: 2}\n",
+        "spec.yaml:12:23: model.layers[1].repeat.block: a repeat chains one tensor through its "
+        "blocks, and block 'expand' takes 2 inputs (below, skip); use it once per repetition "
+        "instead: - expand: {inputs: [...]}"),
     "YAML alias bomb": (
         "a: &a [x,x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\n"
         "c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\n"

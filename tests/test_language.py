@@ -60,6 +60,56 @@ def test_skip_connections_several_inputs_and_outputs(write_spec):
     assert left.shape == (1, 2) and right.shape == (1, 5)
 
 
+SKIPS = """
+    model:
+      inputs: {image: [8, 8, 1]}
+      blocks:
+        contract:
+          params: {filters: null}
+          outputs: [down, skip]
+          layers:
+            - conv2d: {name: skip, filters: "${filters}", kernel_size: 3, padding: same}
+            - max_pooling2d: {name: down}
+        expand:
+          inputs: [below, skip]
+          layers:
+            - up_sampling2d: {name: up, inputs: below}
+            - concatenate: {name: concat, inputs: [skip, up]}
+      layers:
+"""
+
+
+def inbound(model, layer_name):
+    """The names of the layers whose outputs a layer takes."""
+    return [tensor._keras_history.operation.name
+            for tensor in model.get_layer(layer_name)._inbound_nodes[0].input_tensors]
+
+
+def test_a_block_returns_several_outputs_and_takes_several_inputs(write_spec):
+    model = zoo.build_model(write_spec(SKIPS + """
+        - contract: {name: enc, filters: 4}
+        - conv2d: {name: bottom, filters: 2, kernel_size: 1}
+        - expand: {name: dec, inputs: [bottom, enc.skip]}
+      outputs: [dec, enc.skip]
+    """))
+    assert inbound(model, "bottom") == ["enc_down"]  # the instance stands for its first output
+    assert inbound(model, "dec_up") == ["bottom"]
+    assert inbound(model, "dec_concat") == ["enc_skip", "dec_up"]
+    assert [tuple(out.shape) for out in model.outputs] == [(None, 8, 8, 6), (None, 8, 8, 4)]
+
+
+def test_the_copies_of_a_repeat_have_their_outputs_too(write_spec):
+    model = zoo.build_model(write_spec(SKIPS + """
+        - repeat: {block: contract, name: enc, times: 2, with: {filters: 4}}
+        - expand: {name: dec, inputs: [enc, enc2.skip]}
+        - expand: {name: top, inputs: [dec, enc1.skip]}
+    """))
+    assert inbound(model, "enc2_skip") == ["enc1_down"]
+    assert inbound(model, "dec_concat") == ["enc2_skip", "dec_up"]
+    assert inbound(model, "top_concat") == ["enc1_skip", "top_up"]
+    assert model.output_shape == (None, 8, 8, 12)
+
+
 BLOCKS = """
     model:
       vars: {widths: [4, 8, 16]}

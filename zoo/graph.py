@@ -13,6 +13,11 @@ name), `inputs` (local names it takes; by default the node above it) and
 then stands for its input). Layer names are hierarchical: a layer `1_conv` in
 the second repetition (`block2`) of a block used as `conv3` is `conv3_block2_1_conv`.
 References only point upwards, so a graph can never contain a cycle.
+
+A block returns its last node, or the node its `output` names; a block with `outputs:
+[down, skip]` returns several: its instance name (and the next node's default input) stands
+for the first, and `encoder1.skip` names each (U-Net's skip connections). A block with
+`inputs: [x, skip]` is called with as many: `inputs: [bottom, encoder1.skip]`.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ _INPUT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")  # a TensorFlow signature a
 # The keys of the graph language.
 RESERVED_ARGS = ("name", "inputs", "when")  # arguments of any node that belong to the zoo
 REPEAT_KEYS = ("block", "times", "name", "start", "with", "each", "at") + RESERVED_ARGS
-BLOCK_KEYS = ("params", "inputs", "layers", "output", "description")
+BLOCK_KEYS = ("params", "inputs", "layers", "output", "outputs", "description")
 INPUT_KEYS = ("shape", "dtype")
 
 
@@ -75,6 +80,7 @@ class _Scope:
     names: dict  # local name -> full name of the tensor it stands for
     variables: dict  # what `${...}` can see
     blocks: tuple[str, ...] = ()  # instance names from the model down to here
+    block_outputs: dict = field(default_factory=dict)  # instance -> (its block, output names)
 
 
 class _Expander:
@@ -183,10 +189,26 @@ class _Expander:
                 message = (f"node '{name}' is defined below (line {below[1].line}); a node can "
                            "only take inputs from nodes above it, so the graph cannot have a cycle")
             else:
-                message = (f"undefined node '{name}'{suggest(name, scope.names)}; "
-                           f"defined above: {', '.join(scope.names) or 'nothing'}")
+                message = self._undefined_output(name, scope) or (
+                    f"undefined node '{name}'{suggest(name, scope.names)}; "
+                    f"defined above: {', '.join(scope.names) or 'nothing'}")
             raise args.error("inputs", message)
         return resolved
+
+    @staticmethod
+    def _undefined_output(name: str, scope: _Scope) -> str | None:
+        """What is wrong with `instance.output` when the instance exists but has no such
+        output; None when `name` names no block instance."""
+        instance, _, output = name.rpartition(".")
+        if instance not in scope.block_outputs:
+            return None
+        kind, outputs = scope.block_outputs[instance]
+        if not outputs:
+            return (f"'{instance}' is a block '{kind}' with one output, named '{instance}' "
+                    f"itself; a block returns several when it lists them (outputs: [...])")
+        return (f"block '{kind}' (here '{instance}') has no output '{output}'"
+                f"{suggest(output, outputs)}; its outputs: "
+                + ", ".join(f"{instance}.{each}" for each in outputs))
 
     @staticmethod
     def _bind(args: Mapping, scope: _Scope, tensor: str):
@@ -271,22 +293,38 @@ class _Expander:
         variables = {**self.global_variables, **defaults, **given}
         block_inputs = definition.get("inputs") or ["input"]
         if len(inputs) != len(block_inputs):
-            raise args.error("inputs", f"block '{kind}' takes {len(block_inputs)} input(s) "
-                                       f"({', '.join(block_inputs)}), received {len(inputs)}")
+            raise args.error("inputs", f"block '{kind}' takes {_count(block_inputs, 'input')} "
+                                       f"({', '.join(block_inputs)}), received {len(inputs)}; "
+                                       "give them in that order: inputs: [node, ...]")
         local, full = self._full_name(args, scope, kind)
         self.graph.block_kinds[full] = kind
         inner = _Scope(prefix=full + "_", names=dict(zip(block_inputs, inputs)),
                        variables=variables, blocks=(*scope.blocks, full))
         self.block_stack.append(kind)
-        output = self.expand_list(definition["layers"], inner, inputs[0])
+        last = self.expand_list(definition["layers"], inner, inputs[0])
         self.block_stack.pop()
-        if definition.get("output") is not None:
-            output = inner.names.get(definition["output"])
-            if output is None:
-                raise definition.error("output", f"undefined node '{definition['output']}'"
-                                                 f"{suggest(definition['output'], inner.names)}")
-        scope.names[local] = output
-        return output
+        results = self._block_results(definition, inner, last)
+        scope.names[local] = results[0][1]
+        if definition.get("outputs") is not None:
+            for name, tensor in results:
+                scope.names[f"{local}.{name}"] = tensor
+        scope.block_outputs[local] = (kind, list(definition.get("outputs") or []))
+        return results[0][1]
+
+    @staticmethod
+    def _block_results(definition: Mapping, inner: _Scope, last: str) -> list[tuple]:
+        """(local name, tensor) of each result of a block instance, its main result first."""
+        if definition.get("outputs") is not None:
+            wanted, located = definition["outputs"], definition["outputs"].error
+        elif definition.get("output") is not None:
+            wanted, located = [definition["output"]], lambda _, text: definition.error("output",
+                                                                                      text)
+        else:
+            return [(None, last)]
+        for index, name in enumerate(wanted):
+            if name not in inner.names:
+                raise located(index, f"undefined node '{name}'{suggest(name, inner.names)}")
+        return [(name, inner.names[name]) for name in wanted]
 
     def _block_definition(self, kind: str) -> Mapping:
         definition = check_mapping(self.block_defs[kind], self.block_defs, kind)
@@ -296,11 +334,18 @@ class _Expander:
         if definition.get("params") is not None:
             check_mapping(definition["params"], definition, "params",
                           "a mapping of parameter names to defaults (null: required)")
-        block_inputs = definition.get("inputs")
-        if block_inputs is not None and (not isinstance(block_inputs, Sequence) or not all(
-                isinstance(name, str) for name in block_inputs) or not block_inputs):
-            raise definition.error("inputs", f"expected a list of input names, received "
-                                             f"{describe(block_inputs)}")
+        for key in ("inputs", "outputs"):
+            names = definition.get(key)
+            if names is not None and (not isinstance(names, Sequence) or not names or not all(
+                    isinstance(name, str) for name in names)):
+                raise definition.error(key, f"expected a list of {key[:-1]} names, received "
+                                            f"{describe(names)}")
+            if names is not None and len(set(names)) < len(names):
+                twice = next(name for name in names if names.count(name) > 1)
+                raise definition.error(key, f"'{twice}' is listed twice")
+        if definition.get("output") is not None and definition.get("outputs") is not None:
+            raise definition.key_error("output", "a block has either `output` (the one node it "
+                                                 "returns) or `outputs` (several), not both")
         return definition
 
     def expand_repeat(self, args: Mapping, scope: _Scope, inputs):
@@ -335,6 +380,12 @@ class _Expander:
         if len(inputs) != 1:
             raise args.error("inputs", f"a repeat chains one tensor through its blocks, so it "
                                        f"takes one input, received {len(inputs)}")
+        block_inputs = self._block_definition(block).get("inputs") or ["input"]
+        if len(block_inputs) != 1:
+            raise args.error("block", f"a repeat chains one tensor through its blocks, and "
+                                      f"block '{block}' takes {len(block_inputs)} inputs "
+                                      f"({', '.join(block_inputs)}); use it once per "
+                                      f"repetition instead: - {block}: {{inputs: [...]}}")
         output = inputs[0]
         for repetition in range(times):
             instance = Mapping(shared, location=args.location, path=args.path)
@@ -414,6 +465,10 @@ class _Expander:
         except Refused as refused:
             raise declared.error("dtype", str(refused)) from None
         return InputNode(str(name), tuple(shape), dtype, inputs.where(name)[0])
+
+
+def _count(names, noun: str) -> str:
+    return f"{len(names)} {noun}" + ("" if len(names) == 1 else "s")
 
 
 def expand(spec: Spec) -> Graph:

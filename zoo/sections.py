@@ -400,6 +400,7 @@ _INPUT = {"anyOf": [_SHAPE, {"type": "object", "additionalProperties": False, "p
     "shape": _SHAPE, "dtype": {"type": "string"}}}]}
 _BLOCK = {"type": "object", "additionalProperties": False, "properties": {
     "params": {"type": "object"}, "layers": _NODES, "output": {"type": "string"},
+    "outputs": {"type": "array", "items": {"type": "string"}, "minItems": 1},
     "inputs": {"type": "array", "items": {"type": "string"}}, "description": {"type": "string"}}}
 
 MODEL = Table("model", (
