@@ -79,7 +79,7 @@ def test_ctrl_c_says_what_the_interrupted_command_leaves(capsys):
         raise KeyboardInterrupt
 
     said = {}
-    for command in ("train", "convert", "evaluate"):
+    for command in ("train", "convert", "predict", "evaluate"):
         assert _run(interrupted, False, INTERRUPTED.get(command)) == 130
         said[command] = capsys.readouterr().err
     assert said == {
@@ -87,4 +87,6 @@ def test_ctrl_c_says_what_the_interrupted_command_leaves(capsys):
                  "resume from it\n",
         "convert": "interrupted: no file was left half-written and the export is as it was; "
                    "the formats converted before the interruption are kept\n",
+        "predict": "interrupted: the pictures written before the interruption are whole, none "
+                   "is half-written\n",
         "evaluate": "interrupted\n"}

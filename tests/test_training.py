@@ -375,7 +375,7 @@ def test_any_spec_runs_on_any_dataset_resizing_and_converting_channels(tmp_path)
     assert "photos / all: 41 examples" in result.stdout
 
 
-def test_autoencoder_exports_reconstruction_and_code(tmp_path):
+def test_autoencoder_exports_reconstruction_and_code(tmp_path, monkeypatch, capsys):
     (tmp_path / "ae.yaml").write_text("""\
 model:
   inputs: {image: [8, 8, 1]}
@@ -403,11 +403,42 @@ export:
     assert metrics["binary_crossentropy"] == pytest.approx(trained["loss"], rel=1e-4)
     assert 0 < metrics["mean_squared_error"] < 0.2
 
-    from zoo.predict import Predictor
-    with pytest.raises(zoo.SpecError) as caught:
-        Predictor(str(version))
-    assert str(caught.value) == (f"{version}: the export returns code, reconstruction, not "
-                                 "class probabilities; predict needs a classifier")
+    assert json.loads((version / "metadata.json").read_text())["image_outputs"] == [
+        "reconstruction"]
+    check_reconstructions(tmp_path, version, serve, monkeypatch, capsys)
+
+
+def check_reconstructions(folder: Path, version: Path, serve, monkeypatch, capsys):
+    """`zoo predict` on an autoencoder: each reconstruction becomes a PNG of the export's pixels
+    (named after its input; two inputs named alike get their folders in the name), the code
+    is printed; an --out that cannot be a folder is refused."""
+    import tensorflow as tf
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    from zoo import cli
+
+    monkeypatch.chdir(folder)
+    pixels = (load_digits().images[:2] * 255 / 16).astype(np.uint8)
+    for name, image in (("mine", pixels[0]), ("theirs", pixels[1])):
+        (folder / name).mkdir()
+        Image.fromarray(image).save(folder / name / "digit.png")
+    assert cli.main(["predict", str(version), "mine", "theirs/digit.png", "--out", "out"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0::3] == ["mine/digit.png", "theirs/digit.png"]
+    assert lines[2::3] == ["  reconstruction: out/mine_digit_png-reconstruction.png",
+                           "  reconstruction: out/theirs_digit_png-reconstruction.png"]
+    assert re.fullmatch(r"  code: 16 values \[[0-9. ]+\.\.\.[0-9. ]+\]", lines[1]), lines[1]
+    assert sorted(os.listdir(folder / "out")) == ["mine_digit_png-reconstruction.png",
+                                                   "theirs_digit_png-reconstruction.png"]
+    reconstructions = serve(image=tf.constant(pixels[..., None]))["reconstruction"].numpy()
+    for image, name in zip(reconstructions, ("mine", "theirs")):
+        written = np.array(Image.open(folder / "out" / f"{name}_digit_png-reconstruction.png"))
+        assert np.array_equal(written, np.round(image[..., 0] * 255).astype(np.uint8))
+    (folder / "taken").write_text("a file, not a folder")
+    assert cli.main(["predict", str(version), "mine", "--out", "taken"]) == 2
+    assert capsys.readouterr().err == ("error: --out: taken is a file; give a folder for the "
+                                       "pictures (it is made if missing)\n")
 
 
 def test_an_unwritable_output_fails_before_training(tiny):

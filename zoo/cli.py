@@ -131,6 +131,9 @@ def _predict_arguments(parser: argparse.ArgumentParser) -> None:
                         help="PNG, JPEG, GIF or BMP files, or folders of them")
     parser.add_argument("--top", type=int, default=5, metavar="K",
                         help="how many classes to show per image (default: 5)")
+    parser.add_argument("--out", default="predictions", metavar="FOLDER",
+                        help="where an autoencoder's reconstructions (any image output) go, "
+                             "as IMAGE-OUTPUT.png (default: predictions)")
 
 
 def _plot_arguments(parser: argparse.ArgumentParser) -> None:
@@ -209,12 +212,17 @@ examples:
   zoo convert exports/lenet/1 --to litert_int8
   zoo evaluate exports/lenet/1/model_int8.tflite      # accuracy, and its change from the SavedModel
 """, _convert_arguments),
-    "predict": ("top classes of your own images, from an export alone", """\
-Images are converted to the export's input (grey or RGB, resized) as training did.
+    "predict": ("top classes of your own images, or their reconstructions, from an export alone",
+                """\
+Images are converted to the export's input (grey or RGB, resized) as training did. A
+classifier prints its top classes; any other model (an autoencoder) writes its image
+outputs as PNG files into --out (my_digit.png -> predictions/my_digit-reconstruction.png)
+and prints its other outputs.
 
 examples:
   zoo predict exports/lenet my_digit.png
   zoo predict exports/lenet/1 photos/ --top 3
+  zoo predict exports/unet noisy_digit.png --out denoised
 """, _predict_arguments),
     "summary": ("layer table, parameter counts and multiply-accumulates of a spec", """\
 examples:
@@ -327,6 +335,7 @@ INTERRUPTED = {
              "checkpoint; run the same command again to resume",
     "convert": "no file was left half-written and the export is as it was; the formats "
                "converted before the interruption are kept",
+    "predict": "the pictures written before the interruption are whole, none is half-written",
 }
 
 

@@ -116,11 +116,36 @@ def predict(args) -> int:
     from zoo.predict import Predictor, image_files
 
     predictor = Predictor(newest_version(args.export))
-    for file in image_files(args.images):
+    files = image_files(args.images)
+    if not predictor.classifier:
+        return _predict_outputs(predictor, files, args.out)
+    for file in files:
         top = predictor.top_classes(file, args.top)  # a file that is no image stops here
         print(file)
         for name, probability in top:
             print(f"  {probability:7.2%}  {name}")
+    return EXIT_OK
+
+
+def _predict_outputs(predictor, files, folder: str) -> int:
+    """A model that is no classifier: its image outputs as PNG files in `folder`, the
+    others' values printed."""
+    from zoo.predict import picture_stems
+    from zoo.source import SpecError
+
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except FileExistsError:
+        raise SpecError(None, "--out", f"{folder} is a file; give a folder for the pictures "
+                                       "(it is made if missing)") from None
+    except OSError as exc:
+        raise SpecError(None, "--out", f"cannot write pictures to {folder}: "
+                                       f"{exc.strerror}") from None
+    for file, stem in zip(files, picture_stems(files)):
+        lines = predictor.write_outputs(file, stem, folder)  # a file that is no image stops here
+        print(file)
+        for line in lines:
+            print(f"  {line}")
     return EXIT_OK
 
 

@@ -2,7 +2,8 @@
 
 Each version directory holds the SavedModel (`saved_model.pb`, `variables/`)
 and beside it `model.keras` (to train further), `spec.yaml` (the resolved
-spec), `labels.txt`, `metadata.json` (input, outputs, dataset, training phases, versions),
+spec), `labels.txt`, `metadata.json` (input, outputs and which are images, the preprocessing,
+dataset, training phases, versions),
 `history.json`, `metrics.json` and `training.png` (loss and metrics per epoch).
 The SavedModel's `serving_default` takes the raw images as the dataset yields
 them (uint8) under the dataset's input name, applies the spec's preprocessing
@@ -51,6 +52,15 @@ def output_nodes(spec: Spec, model: keras.Model) -> dict:
         return dict(declared)
     name = "reconstruction" if spec.train.get("target") == "input" else "probabilities"
     return {name: model.outputs[0]._keras_history.operation.name}
+
+
+def image_outputs(model: keras.Model, nodes: dict) -> list:
+    """The outputs that are images in the model input's units (an autoencoder's reconstruction):
+    those of the input's shape, grey or RGB. `zoo predict` writes them as pictures."""
+    input_shape = tuple(model.inputs[0].shape[1:])
+    return [name for name, node in nodes.items()
+            if tuple(model.get_layer(node).output.shape[1:]) == input_shape
+            and input_shape[-1] in (1, 3)]
 
 
 def existing_versions(directory: str) -> list[int]:
@@ -164,6 +174,10 @@ def _write_version(directory, spec, model, info: DataInfo, history, metrics, dat
         "spec": spec.name, "spec_file": spec.file, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "input": {"name": INPUT_NAME, "dtype": "uint8", "shape": [None, *info.image_shape]},
         "outputs": nodes, "target": spec.train.get("target") or "label",
+        # what predict needs to turn image outputs back into pixels, from the export alone
+        "image_outputs": image_outputs(model, nodes),
+        "preprocess": {key: value for key, value in plain(spec.data.get("preprocess") or {})
+                       .items() if key in ("rescale", "mean", "std")},
         "dataset": dataset, "class_names": info.class_names,
         # every phase in order (greedy stages, head, fine-tuning) with its last epoch's figures;
         # history.json has every epoch
