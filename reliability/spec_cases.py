@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 ROOT = Path(__file__).resolve().parents[1]
 # Built per case: small enough that a build takes a fraction of a second.
-BUILT_SPECS = ("mlp", "lenet", "autoencoder", "resnet20", "stacked_autoencoder")
+BUILT_SPECS = ("mlp", "lenet", "autoencoder", "resnet20", "stacked_autoencoder", "unet")
 # Loaded and checked per case, built only when a mutation makes the model smaller.
 LOADED_ONLY_SPECS = ("alexnet", "resnet50", "resnet152", "stacked_denoising_autoencoder")
 LOCATED = re.compile(r"^\S.*?:\d+:\d+: ")
