@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import partial
 
 from zoo.expressions import substitute, variables_in_order
 from zoo.names import (Refused, check_dtype, default_layer_name, layer_class, refused_layer_reason,
@@ -314,17 +315,19 @@ class _Expander:
     @staticmethod
     def _block_results(definition: Mapping, inner: _Scope, last: str) -> list[tuple]:
         """(local name, tensor) of each result of a block instance, its main result first."""
-        if definition.get("outputs") is not None:
-            wanted, located = definition["outputs"], definition["outputs"].error
-        elif definition.get("output") is not None:
-            wanted, located = [definition["output"]], lambda _, text: definition.error("output",
-                                                                                      text)
-        else:
-            return [(None, last)]
-        for index, name in enumerate(wanted):
+        def tensor(name: str, error) -> str:
             if name not in inner.names:
-                raise located(index, f"undefined node '{name}'{suggest(name, inner.names)}")
-        return [(name, inner.names[name]) for name in wanted]
+                raise error(f"undefined node '{name}'{suggest(name, inner.names)}")
+            return inner.names[name]
+
+        if definition.get("output") is not None:
+            name = definition["output"]
+            return [(name, tensor(name, partial(definition.error, "output")))]
+        outputs = definition.get("outputs")
+        if outputs is None:
+            return [(None, last)]
+        return [(name, tensor(name, partial(outputs.error, index)))
+                for index, name in enumerate(outputs)]
 
     def _block_definition(self, kind: str) -> Mapping:
         definition = check_mapping(self.block_defs[kind], self.block_defs, kind)
