@@ -173,8 +173,9 @@ def test_tied_decoder_uses_the_transposed_encoder_kernel(write_spec):
 
 
 @pytest.mark.slow  # a kill in the middle of the phases and a resume: about 30 s
-def test_pretraining_resumes_in_the_phase_and_epoch_where_it_stopped(tmp_path):
-    (tmp_path / "sdae.yaml").write_text(SDAE.replace("epochs: 4", "epochs: 30"))
+@pytest.mark.parametrize("text", [SDAE, DBN], ids=["autoencoder", "rbm"])
+def test_pretraining_resumes_in_the_phase_and_epoch_where_it_stopped(tmp_path, text):
+    (tmp_path / "sdae.yaml").write_text(text.replace("epochs: 4", "epochs: 30"))
     command = [sys.executable, str(ROOT / "train.py"), "sdae.yaml", "--output", "exports"]
     state = tmp_path / "exports" / "sdae" / "checkpoint" / "pretrain-2-hidden2" / "state.json"
     done, _, _ = kill_after_epochs(command, tmp_path, state, epochs=2)
