@@ -6,6 +6,14 @@
         --out experiments/results/modern.jsonl
     python experiments/pretraining.py table experiments/results/*.jsonl
 
+    # the RBM stack (a deep belief net) in the classical 7-layer, 100-label cell (issue 22):
+    python experiments/pretraining.py run --setting classical --method rbm --arms pretrained \
+        --threads 1 --depths 7 --budgets 100 --pretrain-epochs 20 --head-epochs 60 \
+        --finetune-epochs 140 --variant "RBM CD-1, 20 pretraining epochs" \
+        --out experiments/results/dbn.jsonl
+    python experiments/pretraining.py table experiments/results/classical_rate8.jsonl \
+        experiments/results/dbn.jsonl
+
 Data: the embedded `mnist_subset` (4,000 train / 1,000 test, fixed split). For a
 label budget N, the first N training images are labeled; 80% of them train
 and the other 20% are the validation set that picks the learning rate (so the
@@ -27,6 +35,14 @@ accuracy is recorded. Settings:
 - modern: ReLU units, Adam, dropout 0.2 in the classifier; the autoencoders
   use 20% masking noise, tied weights and squared error (ReLU codes are not
   in [0, 1]).
+
+`--method rbm` pretrains the stack as restricted Boltzmann machines instead
+(`pretrain.method: rbm`, CD-k, SGD at 0.1 with momentum 0.9 as Hinton &
+Salakhutdinov's code; sigmoid units, so the classical setting only); the
+supervised part is the same, so its rows form a third arm of the same cell
+(`--arms pretrained`: the random arm does not depend on the method and is
+not run again). The table then also prints RBM stack vs autoencoder stack vs
+random init for the cells that have RBM rows.
 """
 
 from __future__ import annotations
@@ -96,10 +112,7 @@ pretrain:
   unlabeled: train
   epochs: {pretrain_epochs}
   batch_size: 32
-  optimizer: {pretrain_optimizer}
-  loss: {loss}
-  noise: {{{noise_kind}: {noise_rate}}}
-  tied: true
+{method}
   head: {{epochs: {head_epochs}, optimizer: {head_optimizer}}}
 train:
   batch_size: {batch}
@@ -109,6 +122,28 @@ train:
   metrics: [accuracy]
   seed: {seed}
 """
+
+
+# Each greedy method's own lines of the `pretrain` section.
+AUTOENCODER = """\
+  optimizer: {pretrain_optimizer}
+  loss: {loss}
+  noise: {{{noise_kind}: {noise_rate}}}
+  tied: true"""
+# Hinton & Salakhutdinov's (2006) RBM code: SGD at 0.1 with momentum 0.9 on the mean over the
+# batch, CD-1, hidden states sampled, reconstructions as probabilities.
+RBM = """\
+  method: {{rbm: {{gibbs_steps: {gibbs_steps}}}}}
+  optimizer: {{sgd: {{learning_rate: 0.1, momentum: 0.9}}}}"""
+
+
+def method_lines(setting, args) -> str:
+    options = SETTINGS[setting]
+    if args.method == "rbm":
+        return RBM.format(gibbs_steps=args.gibbs_steps)
+    return AUTOENCODER.format(
+        pretrain_optimizer=options["pretrain_optimizer"], loss=options["loss"],
+        noise_kind=args.noise.split(":")[0], noise_rate=float(args.noise.split(":")[1]))
 
 
 def spec_for(setting, depth, seed, budget, rate, args, pretrain=True):
@@ -124,9 +159,8 @@ def spec_for(setting, depth, seed, budget, rate, args, pretrain=True):
         dropout=options["dropout"], fit=fit,
         initializer=options["random_init"] if not pretrain else "glorot_uniform",
         budget=budget, seed=seed,
-        pretrain_epochs=args.pretrain_epochs, pretrain_optimizer=options["pretrain_optimizer"],
-        noise_kind=args.noise.split(":")[0], noise_rate=float(args.noise.split(":")[1]),
-        loss=options["loss"], head_epochs=head_epochs, head_optimizer=optimizer,
+        pretrain_epochs=args.pretrain_epochs, method=method_lines(setting, args),
+        head_epochs=head_epochs, head_optimizer=optimizer,
         batch=min(32, max(8, fit // 10)),
         epochs=finetune_epochs if pretrain else head_epochs + finetune_epochs,
         optimizer=optimizer)
@@ -196,20 +230,22 @@ def run(args):
             weights = {f"hidden{i}_dense": stack[f"hidden{i}_dense"] for i in range(1, depth + 1)}
             reconstruction = stack_reconstruction[:depth]
             for budget in args.budgets:
-                for arm in ("pretrained", "random"):
+                for arm in args.arms:
                     trials = []
                     for rate in SETTINGS[args.setting]["rates"]:
                         spec = spec_for(args.setting, depth, seed, budget, rate, args,
-                                        pretrain=arm == "pretrained")
+                                        pretrain=arm != "random")
                         trial_began = time.monotonic()
-                        val, test = train_arm(spec, weights if arm == "pretrained" else None,
+                        val, test = train_arm(spec, weights if arm != "random" else None,
                                               depth, args, strategy)
                         trials.append({"rate": rate, "val_accuracy": val, "test_accuracy": test,
                                        "seconds": round(time.monotonic() - trial_began, 1)})
                     best = max(trials, key=lambda trial: trial["val_accuracy"])
                     row = {"setting": args.setting + (f" ({args.variant})" if args.variant else ""),
                            "depth": depth, "seed": seed,
-                           "budget": budget, "arm": arm, "test_accuracy": best["test_accuracy"],
+                           "budget": budget, "arm": arm, "method": args.method,
+                           **({"gibbs_steps": args.gibbs_steps} if args.method == "rbm" else {}),
+                           "test_accuracy": best["test_accuracy"],
                            "chosen_rate": best["rate"], "trials": trials,
                            "pretrain_epochs": args.pretrain_epochs,
                            "supervised_epochs": spec.train["epochs"] + (
@@ -239,7 +275,28 @@ def table(files) -> str:
         lines.append(f"| {setting} | {depth} | {budget} | {mean_and_spread(pre)} | "
                      f"{mean_and_spread(rnd)} | "
                      f"{gain:+.1f} |")
-    return "\n".join(lines)
+    methods = methods_table(rows)
+    return "\n".join(lines) + (f"\n\n{methods}" if methods else "")
+
+
+def methods_table(rows) -> str:
+    """RBM stack vs autoencoder stack vs random init, in the cells that have RBM rows: a cell
+    is the setting (without the variant's label), depth, labels and supervised epochs, so the
+    arms share everything but how the stack was pretrained."""
+    cells = {}
+    for row in rows:
+        arm = row.get("method", "autoencoder") if row["arm"] == "pretrained" else row["arm"]
+        key = (row["setting"].split(" (")[0], row["depth"], row["budget"],
+               row["supervised_epochs"])
+        cells.setdefault(key, {}).setdefault(arm, []).append(row["test_accuracy"] * 100)
+    lines = ["| setting | hidden layers | labels | supervised epochs | RBM stack (DBN) | "
+             "denoising-autoencoder stack | random init |", "|---|---|---|---|---|---|---|"]
+    for (setting, depth, budget, epochs), arms in sorted(cells.items()):
+        if "rbm" in arms:
+            shown = [mean_and_spread(arms[arm]) if arm in arms else "-"
+                     for arm in ("rbm", "autoencoder", "random")]
+            lines.append(f"| {setting} | {depth} | {budget} | {epochs} | {' | '.join(shown)} |")
+    return "\n".join(lines) if len(lines) > 2 else ""
 
 
 def add_run_arguments(runner) -> None:
@@ -256,6 +313,12 @@ def add_run_arguments(runner) -> None:
     runner.add_argument("--threads", type=int, default=0, help="TensorFlow threads (0: all)")
     runner.add_argument("--noise", default="masking:0.2",
                         help="the autoencoders' corruption: masking:RATE or gaussian:STDDEV")
+    runner.add_argument("--method", choices=("autoencoder", "rbm"), default="autoencoder",
+                        help="how the stack is pretrained (pretrain.method)")
+    runner.add_argument("--gibbs-steps", type=int, default=1, help="k of the RBMs' CD-k")
+    runner.add_argument("--arms", nargs="+", choices=("pretrained", "random"),
+                        default=["pretrained", "random"],
+                        help="the arms to run (the random arm does not depend on --method)")
     runner.add_argument("--variant", default="",
                         help="a label for a recipe that differs from the setting's default")
 

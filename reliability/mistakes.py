@@ -22,6 +22,7 @@ LENET = f"extends: {ROOT / 'specs' / 'lenet.yaml'}\n"
 MLP = f"extends: {ROOT / 'specs' / 'mlp.yaml'}\n"
 SDAE = f"extends: {ROOT / 'specs' / 'stacked_denoising_autoencoder.yaml'}\n"
 UNET = f"extends: {ROOT / 'specs' / 'unet.yaml'}\n"
+DBN = f"extends: {ROOT / 'specs' / 'dbn.yaml'}\n"
 DIGITS = """\
 model:
   inputs: {image: [8, 8, 1]}
@@ -219,6 +220,28 @@ MISTAKES = (
             SDAE + "pretrain: {tied: \"false\"}\n",
             "SPEC:2:18: pretrain.tied: expected true or false, received the string 'false'",
             "load"),
+    Mistake("an RBM on the softmax output layer",
+            DBN + "pretrain: {layers: [hidden*_dense, predictions]}\n",
+            "SPEC:2:36: pretrain.layers[1]: 'predictions' has activation softmax; an RBM's "
+            "hidden units are binary, so method rbm takes Dense layers with sigmoid activation "
+            "(method autoencoder takes any)", "preflight"),
+    Mistake("autoencoder noise with method rbm",
+            DBN + "pretrain: {noise: {masking: 0.2}}\n",
+            "SPEC:2:12: pretrain.noise: 'noise' is an option of method autoencoder; an RBM is "
+            "trained by contrastive divergence, its options in method: {rbm: {gibbs_steps: 1, "
+            "...}}; remove 'noise' (null it where a base spec sets it)", "load"),
+    Mistake("a misspelt pretraining method",
+            DBN + "pretrain: {method: rmb}\n",
+            "SPEC:2:20: pretrain.method: unknown pretraining method 'rmb' (did you mean "
+            "'rbm'?); valid methods: autoencoder, rbm", "load"),
+    Mistake("CD-0",
+            DBN + "pretrain: {method: {rbm: {gibbs_steps: 0}}}\n",
+            "SPEC:2:40: pretrain.method.rbm.gibbs_steps: expected a positive integer, received "
+            "the integer 0", "load"),
+    Mistake("RBMs that also train the layers below",
+            DBN + "pretrain: {freeze_lower: false}\n",
+            "SPEC:2:26: pretrain.freeze_lower: an RBM's data are the codes of the layers below "
+            "it, which stay as trained; with method rbm, freeze_lower must be true", "load"),
     # --- starting from weights ----------------------------------------------------------------
     Mistake("weights from a file that is not there",
             LENET + "init: {from: exports/lenet/1/model.kera}\n",
@@ -351,7 +374,10 @@ MEANINGS = (
     Meaning("a layer type's defaults set to null are Keras's",
             f"extends: {ROOT / 'specs' / 'resnet20.yaml'}\n", "layer bn1.epsilon", 0.001,
             ("model.defaults.batch_normalization=null",)),
-    Meaning("tied: null is true", SDAE + "pretrain: {tied: null}\n", "pretrain.tied", True),
+    Meaning("tied: null is the default (a tied decoder)", SDAE + "pretrain: {tied: null}\n",
+            "pretrain.tied", None),
+    Meaning("method: null is autoencoder", SDAE + "pretrain: {method: null}\n",
+            "pretrain.method", "autoencoder"),
     Meaning("freeze_lower: null is true", SDAE + "pretrain: {freeze_lower: null}\n",
             "pretrain.freeze_lower", True),
     Meaning("unlabeled: null is the training split", SDAE + "pretrain: {unlabeled: null}\n",

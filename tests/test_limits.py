@@ -6,8 +6,8 @@ import pytest
 
 import zoo
 from zoo.graph import expand
-from zoo.sections import (LIMITS, MAX_BLOCK_NESTING, MAX_EXTENDS_DEPTH, MAX_LAYERS, MAX_PAD,
-                          MAX_REPEAT, MAX_THREADS)
+from zoo.sections import (LIMITS, MAX_BLOCK_NESTING, MAX_EXTENDS_DEPTH, MAX_GIBBS_STEPS,
+                          MAX_LAYERS, MAX_PAD, MAX_REPEAT, MAX_THREADS)
 from zoo.expressions import MAX_EXPRESSION_LENGTH, MAX_STRING_LENGTH
 from zoo.source import MAX_BYTES, MAX_DEPTH, MAX_INTEGER, MAX_NODES
 
@@ -155,11 +155,14 @@ def test_string_length(write_spec):
 
 @edge("`data.augment.pad_crop`")
 @edge("`train.threads`")
+@edge("`pretrain.method.rbm.gibbs_steps`")
 @pytest.mark.parametrize("key, most, expected", [
     ("data.augment.pad_crop", MAX_PAD, "expected at most 1,000, received 1,001"),
     ("train.threads", MAX_THREADS, "expected auto or a number of threads from 1 to 1,024, "
-                                   "received the integer 1025")])
+                                   "received the integer 1025"),
+    ("pretrain.method.rbm.gibbs_steps", MAX_GIBBS_STEPS, "expected at most 100, received 101")])
 def test_largest_value_of_a_key(write_spec, key, most, expected):
-    taken(write_spec, MODEL, [f"{key}={most}"])
-    assert refused(write_spec, MODEL, [f"{key}={most + 1}"]) == (
+    context = ["pretrain.layers=[flatten]"] if key.startswith("pretrain") else []
+    taken(write_spec, MODEL, [*context, f"{key}={most}"])
+    assert refused(write_spec, MODEL, [*context, f"{key}={most + 1}"]) == (
         f"--set {key}:1:1: {key}: {expected}")

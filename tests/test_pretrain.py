@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -12,7 +13,7 @@ import zoo
 from conftest import ROOT, kill_after_epochs
 from zoo.checkpoints import RunState
 from zoo.pipeline import load_splits
-from zoo.pretrain import phases
+from zoo.pretrain import RestrictedBoltzmannMachine, phases
 from zoo.training import run_phases, set_trainable, train_phase
 
 SDAE = """\
@@ -33,6 +34,10 @@ pretrain:
   head: {epochs: 2}
 train: {batch_size: 32, epochs: 2, optimizer: {sgd: {learning_rate: 0.05}}, seed: 3}
 """
+
+
+DBN = SDAE.replace("  noise: {masking: 0.2}\n", "").replace(
+    "  epochs: 4\n", "  method: rbm\n  epochs: 4\n")
 
 
 def weights_by_layer(model):
@@ -70,8 +75,10 @@ def test_each_phase_trains_its_layers_and_only_those(write_spec, tmp_path):
     assert decoder.encoder is model.get_layer("hidden2")
 
 
-def test_the_next_phase_starts_from_the_pretrained_weights_after_a_restart(write_spec, tmp_path):
-    spec = zoo.load_spec(write_spec(SDAE))
+@pytest.mark.parametrize("text", [SDAE, DBN], ids=["autoencoder", "rbm"])
+def test_the_next_phase_starts_from_the_pretrained_weights_after_a_restart(write_spec, tmp_path,
+                                                                           text):
+    spec = zoo.load_spec(write_spec(text))
     splits = load_splits(spec, "train", download=False)
     strategy = tf.distribute.get_strategy()
     first = zoo.build_model(spec)
@@ -88,6 +95,71 @@ def test_the_next_phase_starts_from_the_pretrained_weights_after_a_restart(write
     np.testing.assert_array_equal(np.array(second.get_layer("hidden1").kernel), pretrained)
 
 
+def test_an_rbm_stage_lowers_the_reconstruction_error_and_trains_its_layer(write_spec, tmp_path):
+    spec = zoo.load_spec(write_spec(DBN))
+    splits = load_splits(spec, "train", download=False)
+    model = zoo.build_model(spec)
+    steps = phases(spec, model, splits, splits)
+    assert [step.name for step in steps] == [
+        "pretrain-1-hidden1", "pretrain-2-hidden2", "head", "finetune"]
+    everything = {layer.name for layer in model.layers}
+    for step, layer in zip(steps[:2], ("hidden1", "hidden2")):
+        rbm = step.model.get_layer(f"{layer}_pretrain_rbm")
+        assert rbm.hidden is model.get_layer(layer)  # its weights are the layer's own
+        before = weights_by_layer(model)
+        set_trainable(model, step.trainable)
+        history = train_phase(step, tf.distribute.get_strategy(),
+                              RunState(str(tmp_path / step.name), "test"), log=lambda _: None)
+        set_trainable(model, everything)
+        assert changed(before, weights_by_layer(model)) == {layer}
+        errors = [epoch["val_loss"] for epoch in history]  # squared reconstruction error
+        assert errors[-1] < 0.7 * errors[0], errors
+    # the second RBM's data are the first layer's sigmoid probabilities
+    assert steps[1].model.outputs[1] is model.get_layer("hidden1").output
+
+
+def test_the_rbm_stage_follows_the_contrastive_divergence_gradient():
+    # CD-1 with the hidden probabilities driving the reconstruction: the gradient of the
+    # surrogate is -(<v h>data - <v h>reconstruction), averaged over the batch
+    dense = keras.layers.Dense(4, activation="sigmoid", dtype="float32")
+    dense.build((None, 6))
+    rbm = RestrictedBoltzmannMachine(dense, sample_hidden=False, dtype="float32")
+    visible = np.random.default_rng(0).random((5, 6)).astype("float32")
+    rbm.build(visible.shape)
+    rbm.visible_bias.assign(np.linspace(-1, 1, 6).astype("float32"))
+    with tf.GradientTape() as tape:
+        rbm(visible, training=True)
+        surrogate = rbm.losses[0]
+    gradient = tape.gradient(surrogate, dense.kernel)
+
+    def sigmoid(x):
+        return 1 / (1 + np.exp(-x))
+
+    kernel, bias = np.array(dense.kernel), np.array(dense.bias)
+    hidden = sigmoid(visible @ kernel + bias)
+    reconstruction = sigmoid(hidden @ kernel.T + np.array(rbm.visible_bias))
+    expected = -(visible.T @ hidden - reconstruction.T @ sigmoid(reconstruction @ kernel + bias))
+    np.testing.assert_allclose(gradient, expected / len(visible), rtol=1e-4, atol=1e-6)
+
+
+def test_an_rbm_phase_resumes_after_its_last_epoch(write_spec, tmp_path):
+    strategy = tf.distribute.get_strategy()
+    spec = zoo.load_spec(write_spec(DBN), ["pretrain.epochs=2"])
+    splits = load_splits(spec, "train", download=False)
+    model = zoo.build_model(spec)
+    stage = phases(spec, model, splits, splits)[0]
+    first = train_phase(stage, strategy, RunState(str(tmp_path), "f"), log=lambda _: None)
+    tf.keras.utils.set_random_seed(99)  # a new process, asked for 4 epochs
+    spec = zoo.load_spec("spec.yaml", ["pretrain.epochs=4"])
+    model = zoo.build_model(spec)
+    stage = phases(spec, model, splits, splits)[0]
+    messages = []
+    history = train_phase(stage, strategy, RunState(str(tmp_path), "f"), log=messages.append)
+    assert messages[0].startswith("resuming pretrain hidden1 after epoch 2 of 4")
+    assert history[:2] == first and len(history) == 4
+    assert history[-1]["val_loss"] < history[1]["val_loss"]
+
+
 def test_tied_decoder_uses_the_transposed_encoder_kernel(write_spec):
     spec = zoo.load_spec(write_spec(SDAE))
     model = zoo.build_model(spec)
@@ -101,8 +173,9 @@ def test_tied_decoder_uses_the_transposed_encoder_kernel(write_spec):
 
 
 @pytest.mark.slow  # a kill in the middle of the phases and a resume: about 30 s
-def test_pretraining_resumes_in_the_phase_and_epoch_where_it_stopped(tmp_path):
-    (tmp_path / "sdae.yaml").write_text(SDAE.replace("epochs: 4", "epochs: 30"))
+@pytest.mark.parametrize("text", [SDAE, DBN], ids=["autoencoder", "rbm"])
+def test_pretraining_resumes_in_the_phase_and_epoch_where_it_stopped(tmp_path, text):
+    (tmp_path / "sdae.yaml").write_text(text.replace("epochs: 4", "epochs: 30"))
     command = [sys.executable, str(ROOT / "train.py"), "sdae.yaml", "--output", "exports"]
     state = tmp_path / "exports" / "sdae" / "checkpoint" / "pretrain-2-hidden2" / "state.json"
     done, _, _ = kill_after_epochs(command, tmp_path, state, epochs=2)

@@ -11,6 +11,11 @@ The recipe as taught (Bengio et al. 2007; Vincent et al. 2010):
    layers frozen (`pretrain.head`), then everything together: the spec's
    `train` section is the fine-tuning.
 
+With `method: rbm` each layer is instead a restricted Boltzmann machine trained
+by contrastive divergence (a deep belief net, Hinton et al. 2006): its weights
+are the Dense layer's kernel and bias plus a visible bias of the stage's own;
+the layers above the first see the sigmoid probabilities of those below as data.
+
 Each stage is a Keras model sharing the real model's layers, trained by the
 same distributed loop as any model; the phases run in order and each resumes
 on its own after an interruption.
@@ -22,6 +27,7 @@ import keras
 from keras import ops
 
 from zoo.pipeline import Splits
+from zoo.sections import pretrain_method
 from zoo.training import Phase, layers_matching, train_phases
 
 
@@ -64,6 +70,63 @@ class TiedDecoder(keras.layers.Layer):
         return self.activation(decoded + self.bias)
 
 
+class RestrictedBoltzmannMachine(keras.layers.Layer):
+    """A binary RBM whose weights are a Dense layer's kernel and bias (the hidden bias) plus a
+    visible bias of its own. Called on data while training, it adds the contrastive-divergence
+    surrogate mean F(data) - mean F(negative sample) as a loss, F the free energy: its gradient
+    is CD-k's update, <v h>data - <v h>model (Hinton 2002), the hidden units summed out
+    exactly. It returns the mean-field reconstruction of its input, which the log reports
+    (no gradient flows through it)."""
+
+    def __init__(self, hidden, gibbs_steps=1, sample_hidden=True, sample_visible=False,
+                 seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden = hidden
+        self.gibbs_steps, self.sample_hidden, self.sample_visible = (
+            gibbs_steps, sample_hidden, sample_visible)
+        self.generator = keras.random.SeedGenerator(seed)
+
+    def build(self, input_shape):
+        self.visible_bias = self.add_weight(shape=(input_shape[-1],), initializer="zeros",
+                                            name="visible_bias")
+
+    def hidden_inputs(self, visible):
+        inputs = ops.matmul(visible, self.hidden.kernel)
+        return inputs + self.hidden.bias if self.hidden.use_bias else inputs
+
+    def visible_probabilities(self, hidden):
+        return ops.sigmoid(ops.matmul(hidden, ops.transpose(self.hidden.kernel))
+                           + self.visible_bias)
+
+    def free_energy(self, visible):
+        return (-ops.sum(visible * self.visible_bias, axis=-1)
+                - ops.sum(ops.softplus(self.hidden_inputs(visible)), axis=-1))
+
+    def sample(self, probabilities):
+        # drawn and compared in float32: under mixed_bfloat16, uniform draws of 8 bits
+        # would round small probabilities away
+        draws = keras.random.uniform(ops.shape(probabilities), seed=self.generator)
+        return ops.cast(draws < ops.cast(probabilities, "float32"), probabilities.dtype)
+
+    def negative_sample(self, visible):
+        """The end of k steps of block Gibbs sampling started at the data."""
+        for _ in range(self.gibbs_steps):
+            hidden = ops.sigmoid(self.hidden_inputs(visible))
+            visible = self.visible_probabilities(self.sample(hidden) if self.sample_hidden
+                                                 else hidden)
+            if self.sample_visible:
+                visible = self.sample(visible)
+        return ops.stop_gradient(visible)
+
+    def call(self, visible, training=False):
+        if training:
+            surrogate = (ops.mean(self.free_energy(visible))
+                         - ops.mean(self.free_energy(self.negative_sample(visible))))
+            self.add_loss(ops.cast(surrogate, "float32"))
+        return ops.stop_gradient(self.visible_probabilities(
+            ops.sigmoid(self.hidden_inputs(visible))))
+
+
 def _untied_decoder(encoder, encoder_input_shape, activation, name):
     if isinstance(encoder, keras.layers.Dense):
         return keras.layers.Dense(encoder_input_shape[-1], activation=activation, name=name)
@@ -74,20 +137,54 @@ def _untied_decoder(encoder, encoder_input_shape, activation, name):
 
 def pretrained_layers(spec, model: keras.Model) -> list[str]:
     """The layers `pretrain.layers` names (names or patterns such as hidden*), bottom-up, each
-    checked to be a Dense or Conv2D layer of the model."""
+    checked to be a layer its method can pretrain: Dense or Conv2D for an autoencoder, Dense
+    with sigmoid activation for an RBM."""
     patterns = spec.pretrain["layers"]
     names = layers_matching(model, patterns)
+    rbm = pretrain_method(spec.pretrain["method"])[0] == "rbm"
     for index, pattern in enumerate(patterns):
         for name in layers_matching(model, patterns[index:index + 1]):
-            layer = model.get_layer(name)
-            if not isinstance(layer, (keras.layers.Dense, keras.layers.Conv2D)):
-                raise patterns.error(index, f"'{name}' is a {type(layer).__name__}; greedy "
-                                            "pretraining takes Dense or Conv2D layers")
+            problem = (_not_an_rbm(model.get_layer(name)) if rbm
+                       else _not_an_autoencoder(model.get_layer(name)))
+            if problem:
+                raise patterns.error(index, f"'{name}' {problem}")
     return names
 
 
+def _not_an_autoencoder(layer) -> str:
+    if isinstance(layer, (keras.layers.Dense, keras.layers.Conv2D)):
+        return ""
+    return f"is a {type(layer).__name__}; greedy pretraining takes Dense or Conv2D layers"
+
+
+def _not_an_rbm(layer) -> str:
+    if not isinstance(layer, keras.layers.Dense):
+        return (f"is a {type(layer).__name__}; method rbm takes Dense layers with sigmoid "
+                "activation")
+    if layer.activation is not keras.activations.sigmoid:
+        return (f"has activation {layer.activation.__name__}; an RBM's hidden units are "
+                "binary, so method rbm takes Dense layers with sigmoid activation (method "
+                "autoencoder takes any)")
+    return ""
+
+
 def stage_model(model: keras.Model, layer_name: str, options: dict, seed: int) -> keras.Model:
-    """The autoencoder that pretrains one layer: outputs (reconstruction, clean codes)."""
+    """The model that pretrains one layer: outputs (reconstruction, clean codes)."""
+    method, settings = pretrain_method(options["method"])
+    if method == "rbm":
+        return rbm_stage_model(model, layer_name, settings, seed)
+    return autoencoder_stage_model(model, layer_name, options, seed)
+
+
+def rbm_stage_model(model: keras.Model, layer_name: str, settings: dict, seed: int):
+    layer = model.get_layer(layer_name)
+    visible = layer.input
+    rbm = RestrictedBoltzmannMachine(layer, **settings, seed=seed,
+                                     name=f"{layer_name}_pretrain_rbm")
+    return keras.Model(model.inputs, [rbm(visible), visible], name=f"pretrain_{layer_name}")
+
+
+def autoencoder_stage_model(model: keras.Model, layer_name: str, options: dict, seed: int):
     layer = model.get_layer(layer_name)
     clean = layer.input
     noise = options.get("noise") or {}
@@ -99,13 +196,21 @@ def stage_model(model: keras.Model, layer_name: str, options: dict, seed: int) -
         corrupted = keras.layers.GaussianNoise(noise["gaussian"], seed=seed,
                                                name=f"{layer_name}_pretrain_noise")(clean)
     activation = options.get("decoder_activation") or (
-        "sigmoid" if "crossentropy" in str(options["loss"]) else None)
+        "sigmoid" if "crossentropy" in str(reconstruction_loss(options)) else None)
     decoder_name = f"{layer_name}_pretrain_decoder"
     decoder = (TiedDecoder(layer, clean.shape[1:], activation, name=decoder_name)
-               if options["tied"]
+               if options.get("tied") is not False
                else _untied_decoder(layer, clean.shape[1:], activation, decoder_name))
     return keras.Model(model.inputs, [decoder(layer(corrupted)), clean],
                        name=f"pretrain_{layer_name}")
+
+
+def reconstruction_loss(options):
+    """What a stage's log reports as its loss: an autoencoder's is what it trains on; an RBM
+    trains on the contrastive-divergence surrogate and reports its squared error."""
+    if pretrain_method(options["method"])[0] == "rbm":
+        return "mean_squared_error"
+    return options.get("loss") or "binary_crossentropy"
 
 
 def phases(spec, model: keras.Model, labeled: Splits, unlabeled: Splits) -> list[Phase]:
@@ -120,8 +225,8 @@ def phases(spec, model: keras.Model, labeled: Splits, unlabeled: Splits) -> list
     stage_section = {**dict(spec.train), "schedule": None, "early_stopping": None,
                      "metrics": None, "weight_decay": 0.0, "target": "codes", "seed": seed,
                      "steps_per_epoch": None, "stages": None, "freeze": None,
-                     **{key: options[key] for key in ("epochs", "batch_size", "optimizer",
-                                                      "loss")}}
+                     "loss": reconstruction_loss(options),
+                     **{key: options[key] for key in ("epochs", "batch_size", "optimizer")}}
     result, below = [], set()
     for index, name in enumerate(names, start=1):
         stage = stage_model(model, name, options, seed)

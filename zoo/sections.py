@@ -15,7 +15,7 @@ from __future__ import annotations
 from zoo.expressions import MAX_EXPRESSION_LENGTH, MAX_STRING_LENGTH
 from zoo.source import (MAX_BYTES, MAX_DEPTH, MAX_INTEGER, MAX_NODES, Mapping, Sequence,
                         SpecError, normalize_name, suggest)
-from zoo.tables import REQUIRED, Key, Section, Table, check_table
+from zoo.tables import REQUIRED, Key, Section, Table, check_table, table_schema
 from zoo.values import (Boolean, Choice, Either, Integer, KerasName, KerasObject, LayerName,
                         LayerPatterns, ListOf, Monitor, NameMap, Number, Range, Structure, Text,
                         Type,
@@ -117,10 +117,28 @@ def _one_noise(noise: Mapping) -> None:
                         f"{' and '.join(given) or 'none'}")
 
 
+def _options_of_its_method(pretrain: Mapping) -> None:
+    """An RBM has no corruption, decoder or reconstruction loss: the autoencoder's keys given
+    with method rbm would be silently ignored, so they are refused."""
+    if pretrain_method(pretrain["method"])[0] != "rbm":
+        return
+    for key in AUTOENCODER_KEYS:
+        if pretrain.get(key) is not None:
+            raise pretrain.key_error(key, f"'{key}' is an option of method autoencoder; an RBM "
+                                          "is trained by contrastive divergence, its options "
+                                          "in method: {rbm: {gibbs_steps: 1, ...}}; remove "
+                                          f"'{key}' (null it where a base spec sets it)")
+    if pretrain.get("freeze_lower") is False:
+        raise pretrain.error("freeze_lower", "an RBM's data are the codes of the layers "
+                                             "below it, which stay as trained; with method "
+                                             "rbm, freeze_lower must be true")
+
+
 # --- the limits of the language: each enforced where its constant is used, tested at its edge
 
 MAX_PAD = 1000
 MAX_THREADS = 1024
+MAX_GIBBS_STEPS = 100  # each step is unrolled into the training step's graph
 MAX_EXTENDS_DEPTH = 16
 MAX_REPEAT = 1_000
 MAX_LAYERS = 50_000
@@ -138,6 +156,7 @@ LIMITS = (  # (what, the most allowed, unit), for the reference
     ("a string an expression makes", MAX_STRING_LENGTH, "characters"),
     ("`data.augment.pad_crop`", MAX_PAD, "pixels"),
     ("`train.threads`", MAX_THREADS, "threads per pool"),
+    ("`pretrain.method.rbm.gibbs_steps`", MAX_GIBBS_STEPS, "steps"),
 )
 
 # --- the tables ------------------------------------------------------------------------------
@@ -253,6 +272,60 @@ COSINE = Table("train.schedule.cosine", (
 
 EPOCH_SCHEDULES = {"step": STEP, "plateau": PLATEAU, "cosine": COSINE}
 
+RBM = Table("pretrain.method.rbm", (
+    Key("gibbs_steps", Integer(1, MAX_GIBBS_STEPS), 1, "k of CD-k: steps of block Gibbs "
+        "sampling from the data to the negative sample (Hinton 2002; Hinton et al. 2006: 1)"),
+    Key("sample_hidden", Boolean(), True, "each Gibbs step draws binary hidden states from "
+        "their probabilities (Hinton's practical guide); false: the probabilities drive it"),
+    Key("sample_visible", Boolean(), False, "each Gibbs step draws binary visible states; "
+        "false: the chain's visibles are probabilities, as in Hinton and Salakhutdinov's "
+        "MNIST code"),
+), "a binary restricted Boltzmann machine whose weights are the layer's kernel and bias (the "
+   "hidden bias) and a visible bias of its own, trained by contrastive divergence; the log's "
+   "loss is the reconstruction error")
+
+# How a layer is pretrained; None: the method's options are pretrain's own keys.
+PRETRAIN_METHODS = {"autoencoder": None, "rbm": RBM}
+AUTOENCODER_KEYS = ("noise", "tied", "loss", "decoder_activation")
+
+
+def pretrain_method(value) -> tuple[str, dict]:
+    """`autoencoder`, `rbm` or `{rbm: {options}}` (checked) -> the name and the options, with
+    their defaults."""
+    name, options = (value, {}) if isinstance(value, str) else next(iter(value.items()))
+    table = PRETRAIN_METHODS[name]
+    defaults = {key.name: key.default for key in table.keys} if table else {}
+    return name, {**defaults, **{key: option for key, option in (options or {}).items()
+                                 if option is not None}}
+
+
+class PretrainMethod(Type):
+    """`autoencoder`, `rbm`, or `{rbm: {options}}` (its table checks them)."""
+
+    words = "a pretraining method: autoencoder, rbm, or {rbm: {options}}"
+    example, wrong = "rbm", 5
+
+    def check(self, value, container, key):
+        name, options = split_call(value, container, key, self.words)
+        if name not in PRETRAIN_METHODS:
+            raise SpecError(name_location(value, container, key), container.child_path(key),
+                            f"unknown pretraining method '{name}'"
+                            f"{suggest(name, list(PRETRAIN_METHODS))}; valid methods: "
+                            f"{', '.join(PRETRAIN_METHODS)}")
+        if PRETRAIN_METHODS[name] is None:
+            if options:
+                raise value.error(name, "the autoencoder's options are pretrain's own keys: "
+                                        f"{', '.join(AUTOENCODER_KEYS)}")
+            return value
+        check_table(options, PRETRAIN_METHODS[name])
+        return value
+
+    def schema(self) -> dict:
+        return {"anyOf": [{"enum": list(PRETRAIN_METHODS)}, {
+            "type": "object", "minProperties": 1, "maxProperties": 1,
+            "additionalProperties": False, "properties": {
+                name: table_schema(table) for name, table in PRETRAIN_METHODS.items() if table}}]}
+
 STAGE = Table("train.stages[]", (
     Key("epochs", POSITIVE, None, "epochs of this stage", "train's"),
     Key("freeze", LayerPatterns(), None, "layers that keep their weights in this stage "
@@ -344,25 +417,33 @@ INIT = Table("init", (
 
 PRETRAIN = Table("pretrain", (
     Key("layers", LayerPatterns(), REQUIRED,
-        "Dense or Conv2D layers, bottom-up, by name or pattern"),
+        "Dense or Conv2D layers, bottom-up, by name or pattern (method rbm: Dense layers with "
+        "sigmoid activation)"),
+    Key("method", PretrainMethod(), "autoencoder", "`autoencoder`: each layer learns to "
+        "reconstruct its input (the keys noise, tied, loss, decoder_activation); `rbm`: each "
+        "layer is a restricted Boltzmann machine trained by contrastive divergence on the "
+        "sigmoid probabilities of the layers below (a deep belief net, Hinton et al. 2006), "
+        "or `{rbm: {gibbs_steps: 10}}` with its options"),
     Key("unlabeled", Text("train"), None, "the split whose images pretrain them (labels "
         "ignored)", "data.train_split"),
     Key("epochs", POSITIVE, 10, "epochs per layer"),
     Key("batch_size", POSITIVE, 32, "batch size per layer"),
     Key("optimizer", KerasObject("optimizer", "optimizer", "sgd"), "adam", "as in `train`"),
-    Key("loss", KerasObject("loss", "loss", "mean_squared_error"), "binary_crossentropy",
-        "the reconstruction loss (`mean_squared_error` for ReLU codes)"),
+    Key("loss", KerasObject("loss", "loss", "mean_squared_error"), None,
+        "the autoencoder's reconstruction loss (`mean_squared_error` for ReLU codes)",
+        "binary_crossentropy"),
     Key("noise", Section(NOISE, optional=True), None,
         "`{masking: rate}` or `{gaussian: stddev}`", "none"),
-    Key("tied", Boolean(), True, "the decoder uses the transposed encoder kernel"),
+    Key("tied", Boolean(), None, "the autoencoder's decoder uses the transposed encoder "
+        "kernel", "true"),
     Key("freeze_lower", Boolean(), True, "layers below the one in training keep their weights"),
     Key("decoder_activation", KerasName("activation", "an activation's name", "sigmoid"), None,
         "the decoder's activation", "sigmoid with a cross-entropy loss, else linear"),
-    Key("seed", Integer(), None, "noise draws", "train.seed"),
+    Key("seed", Integer(), None, "noise draws (an RBM's Gibbs sampling)", "train.seed"),
     Key("head", Section(HEAD, optional=True), None, "the head phase's settings, over train's",
         "train's"),
 ), "greedy layer-wise pretraining before `train`", example={"layers": ["hidden*"]},
-    elsewhere=IN_OPTIMIZER)
+    elsewhere=IN_OPTIMIZER, checks=(_options_of_its_method,))
 
 CONVERTED_FORMATS = ("onnx", "litert", "litert_int8")  # zoo.conversion.FORMATS
 EXPORT_FORMATS = ("saved_model", *CONVERTED_FORMATS)
@@ -440,4 +521,5 @@ TOP = Table("", (
 
 # Every table, in the order the reference documents them.
 TABLES = (TOP, MODEL, DATA, PREPROCESS, AUGMENT, RANDOM_RESIZED_CROP, RANDAUGMENT, TRAIN,
-          EARLY_STOPPING, STEP, COSINE, PLATEAU, STAGE, INIT, PRETRAIN, NOISE, HEAD, EXPORT, EXPECT)
+          EARLY_STOPPING, STEP, COSINE, PLATEAU, STAGE, INIT, PRETRAIN, RBM, NOISE, HEAD, EXPORT,
+          EXPECT)

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from zoo.sections import MAX_EXTENDS_DEPTH, TOP, Schedule
+from zoo.sections import MAX_EXTENDS_DEPTH, TOP, PretrainMethod, Schedule
 from zoo.tables import Section, Table, check_table
 from zoo.source import (Location, Mapping, Sequence, SpecError, describe, load_yaml_file,
                         parse_yaml, repath, suggest)
@@ -52,9 +52,10 @@ class Spec:
 def merge(base, override, table: Table | None = TOP):
     """Deep-merge two located documents: mappings merge key by key, anything else replaces.
 
-    A Keras object written `{name: arguments}` is replaced whole when the override names
-    another object: a spec that extends an SGD recipe with `optimizer: {adam: {...}}` means
-    Adam, not both. `table` says what the mappings are (None: free-form, as in `model`)."""
+    A Keras object (or pretraining method) written `{name: arguments}` is replaced whole when
+    the override names another object: a spec that extends an SGD recipe with
+    `optimizer: {adam: {...}}` means Adam, not both. `table` says what the mappings are
+    (None: free-form, as in `model`)."""
     if not (isinstance(base, Mapping) and isinstance(override, Mapping)):
         return override
     if table is NAMED_OBJECT and set(base) != set(override):
@@ -77,7 +78,7 @@ def _inner_table(table: Table | None, key) -> Table | None:
     kind = table.key(key).kind
     if isinstance(kind, Section):
         return kind.table
-    return NAMED_OBJECT if isinstance(kind, (KerasObject, Schedule)) else None
+    return NAMED_OBJECT if isinstance(kind, (KerasObject, Schedule, PretrainMethod)) else None
 
 
 def _is_file(path: str) -> bool:
