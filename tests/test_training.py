@@ -432,6 +432,17 @@ def test_a_loss_that_becomes_nan_is_a_located_error_at_the_learning_rate(tiny, c
     assert not (tiny / "exports").exists()  # no checkpoint to keep: no empty folders either
 
 
+def test_a_loss_that_becomes_nan_stops_every_replica_of_a_mirrored_run(tiny):
+    result = run("train.py", "tiny.yaml", "--output", "exports", "--strategy", "mirrored",
+                 "--logical-cpus", "2", "--set", "train.optimizer={sgd: {learning_rate: 1.0e+30}}",
+                 cwd=tiny)
+    assert result.returncode == 2
+    assert result.stderr.startswith(
+        "error: --set train.optimizer:1:23: train.optimizer.sgd.learning_rate: the loss became "
+        "NaN in epoch 1 at training step 2 of 44, with the learning rate at 1e+30")
+    assert "over 2 replica(s)" in result.stdout and not (tiny / "exports").exists()
+
+
 # The rate is multiplied by 1e30 from the third epoch: two good epochs, then NaN.
 SOARING = ["--set", "train.optimizer={sgd: {learning_rate: 0.1}}",
            "--set", "train.schedule={step: {epochs: [2], factor: 1.0e+30}}"]
@@ -728,3 +739,23 @@ def test_the_rate_a_divergence_blames_is_where_the_spec_gives_it_or_keras_defaul
                         f"  optimizer: {optimizer}\n" if optimizer else "")
     setting = rate_setting(zoo.load_spec(write_spec(text)).train)
     assert (setting.location.line, setting.path, setting.lowered()) == (line, path, fix)
+
+
+def test_a_diverged_run_resumed_trains_at_the_lowered_rate_not_the_checkpoints(tiny,
+                                                                              monkeypatch):
+    from zoo.checkpoints import note_divergence
+    from zoo.source import plain
+
+    monkeypatch.chdir(tiny)
+
+    def stop(phase, epoch, metrics):  # after the first epoch's checkpoint, as a divergence
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        zoo.train("tiny.yaml", output="exports", log=lambda _: None, on_epoch=stop)
+    note_divergence("exports/tiny/checkpoint", "train.optimizer.adam.learning_rate",
+                    plain(zoo.load_spec("tiny.yaml").document))
+    result = zoo.train("tiny.yaml", output="exports", log=lambda _: None,
+                       overrides=["train.optimizer.adam.learning_rate=0.001"])
+    assert [epoch["lr"] for epoch in result.history["train"]] == pytest.approx(
+        [0.01, 0.001, 0.001])
