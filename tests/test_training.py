@@ -432,6 +432,7 @@ def test_a_loss_that_becomes_nan_is_a_located_error_at_the_learning_rate(tiny, c
     assert not (tiny / "exports").exists()  # no checkpoint to keep: no empty folders either
 
 
+@pytest.mark.slow  # a process of its own with two logical CPUs: about 10 s
 def test_a_loss_that_becomes_nan_stops_every_replica_of_a_mirrored_run(tiny):
     result = run("train.py", "tiny.yaml", "--output", "exports", "--strategy", "mirrored",
                  "--logical-cpus", "2", "--set", "train.optimizer={sgd: {learning_rate: 1.0e+30}}",
