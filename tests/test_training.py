@@ -419,10 +419,14 @@ def test_an_unwritable_output_fails_before_training(tiny):
     assert result.stdout == ""
 
 
-def test_a_loss_that_becomes_nan_is_a_located_error_at_the_learning_rate(tiny, capsys, monkeypatch):
+# With a checkpoint after step 1, whose weights made step 2's loss NaN: it is not kept.
+@pytest.mark.parametrize("every", [None, 1])
+def test_a_loss_that_becomes_nan_is_a_located_error_at_the_learning_rate(tiny, capsys,
+                                                                         monkeypatch, every):
     monkeypatch.chdir(tiny)
     code = cli.main(["train", "tiny.yaml", "--output", "exports", "--set",
-                     "train.optimizer={sgd: {learning_rate: 1.0e+30}}"])
+                     "train.optimizer={sgd: {learning_rate: 1.0e+30}}", "--set",
+                     f"train.checkpoint_every={every or 'null'}"])
     assert (code, capsys.readouterr().err) == (2, (
         "error: --set train.optimizer:1:23: train.optimizer.sgd.learning_rate: the loss became "
         "NaN in epoch 1 at training step 2 of 44, with the learning rate at 1e+30: training "
@@ -444,9 +448,11 @@ def test_a_loss_that_becomes_nan_stops_every_replica_of_a_mirrored_run(tiny):
     assert "over 2 replica(s)" in result.stdout and not (tiny / "exports").exists()
 
 
-# The rate is multiplied by 1e30 from the third epoch: two good epochs, then NaN.
+# The rate is multiplied by 1e30 from the third epoch: two good epochs, then NaN at its step
+# 2, just after a checkpoint (step 89 of the run) whose weights gave it, which is not kept.
 SOARING = ["--set", "train.optimizer={sgd: {learning_rate: 0.1}}",
-           "--set", "train.schedule={step: {epochs: [2], factor: 1.0e+30}}"]
+           "--set", "train.schedule={step: {epochs: [2], factor: 1.0e+30}}",
+           "--set", "train.checkpoint_every=89"]
 
 
 def test_a_diverged_run_says_the_rate_in_force_and_resumes_once_the_rate_is_lowered(

@@ -23,6 +23,7 @@ import os
 import re
 import shutil
 import tempfile
+import contextlib
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -214,6 +215,26 @@ class RunState:
                                 exc, "Earlier checkpoints are kept: the same command, run "
                                 "again once there is room, resumes after the last of "
                                 "them") from None
+
+    def drop(self, position: Position, steps_per_epoch: int) -> bool:
+        """Delete the checkpoint at `position` (its weights gave the next step a NaN loss);
+        whether an older one remains to resume from. Without one, the phase's folder goes,
+        and the run's checkpoint folder too if nothing else is in it."""
+        kept = tf.train.get_checkpoint_state(self.directory)
+        number = f"-{position.epochs * steps_per_epoch + position.steps}"
+        older = [path for path in (kept.all_model_checkpoint_paths if kept else [])
+                 if not path.endswith(number)]
+        if not self.chief:
+            return bool(older)
+        if not older:
+            shutil.rmtree(self.directory, ignore_errors=True)
+            with contextlib.suppress(OSError):  # other phases' checkpoints are in it
+                os.rmdir(os.path.dirname(self.directory))
+            return False
+        for file in tf.io.gfile.glob(os.path.join(self.directory, f"ckpt{number}.*")):
+            tf.io.gfile.remove(file)
+        tf.compat.v1.train.update_checkpoint_state(self.directory, older[-1], older)
+        return True
 
     def _write_state(self) -> None:
         write_json_atomically(os.path.join(self.directory, "state.json"), {

@@ -26,6 +26,7 @@ class NonFiniteLoss(FloatingPointError):
 
     def __init__(self, number: int, value: float, training: bool):
         super().__init__(number, value)
+        self.number, self.training = number, training
         self.kind = "NaN" if math.isnan(value) else "infinite"
         self.where = (f"training step {number}" if training else f"validation batch {number}")
         self.epoch, self.rate, self.checkpointed = 0, 0.0, False

@@ -71,6 +71,13 @@ class Plan(Batching):
             xla="auto" if train.get("xla") is None else train["xla"],
             checkpoint_every=train.get("checkpoint_every"))
 
+    def checkpoints_within_epoch(self, epoch: int, number: int) -> bool:
+        """Whether step `number` (from 1) of `epoch` (from 0) is followed by a checkpoint
+        within the epoch: every `checkpoint_every` steps counted over the run."""
+        every = self.checkpoint_every
+        return bool(every) and 0 < number < self.steps_per_epoch and (
+            epoch * self.steps_per_epoch + number) % every == 0
+
 
 def _watching(settings, **more) -> dict:
     """A plateau or early-stopping setting with its defaults where the spec left them out."""
@@ -369,8 +376,11 @@ def train_phase(phase: Phase, strategy, state: RunState, log=print, progress: bo
                 metrics.update({f"val_{key}": value for key, value in trainer.run_epoch(
                     distribute(strategy, eval_batches), trainer.eval_step).items()})
         except NonFiniteLoss as bad:
-            bad.during(epoch + 1, plan.steps_per_epoch, rate_in_force(optimizer),
-                       checkpointed=bool(epoch or done))
+            # A checkpoint taken at the step before holds the weights that gave the NaN
+            checkpointed = (state.drop(Position(epoch, bad.number - 1), plan.steps_per_epoch)
+                            if bad.training and plan.checkpoints_within_epoch(epoch, bad.number - 1)
+                            else bool(epoch or done))
+            bad.during(epoch + 1, plan.steps_per_epoch, rate_in_force(optimizer), checkpointed)
             raise
         metrics["lr"] = current_rate(optimizer)
         metrics["seconds"] = time.monotonic() - began
@@ -397,9 +407,7 @@ def _each_step(plan: Plan, state: RunState, model, optimizer, epoch: int,
     def after_step(number: int, totals: dict) -> None:
         if progress:
             progress.update(number, totals)
-        every = plan.checkpoint_every
-        if every and number < plan.steps_per_epoch and (
-                epoch * plan.steps_per_epoch + number) % every == 0:
+        if plan.checkpoints_within_epoch(epoch, number):
             state.save(model, optimizer, Position(epoch, number), plan.steps_per_epoch, totals)
     return after_step
 
