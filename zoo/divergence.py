@@ -35,7 +35,7 @@ class NonFiniteLoss(FloatingPointError):
         """Epoch `epoch` (from 1) of `steps` steps, at learning rate `rate`; `checkpointed`:
         whether the phase has a checkpoint from before it."""
         self.epoch, self.rate, self.checkpointed = epoch, rate, checkpointed
-        if self.where.startswith("training"):
+        if self.training:
             self.where += f" of {steps}"
 
 
