@@ -17,24 +17,33 @@ def mean_and_spread(values) -> str:
     return f"{statistics.mean(values):.1f} ± {spread:.1f} (n={len(values)})"
 
 
-def command_line(description: str, add_run_arguments, run, table) -> None:
-    """`SCRIPT run ...` calls run(args); `SCRIPT table FILE ...` prints table(files)."""
+def command_line(description: str, add_run_arguments, run, table, figure=None) -> None:
+    """`SCRIPT run ...` calls run(args); `SCRIPT table FILE ...` prints table(files); with
+    `figure`, `SCRIPT figure FILE ... -o PNG` draws figure(files, png)."""
     parser = argparse.ArgumentParser(description=description,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     add_run_arguments(commands.add_parser("run", help="run the experiment, appending results"))
     tabling = commands.add_parser("table", help="print the results as a Markdown table")
     tabling.add_argument("files", nargs="+")
+    if figure:
+        drawing = commands.add_parser("figure", help="draw the results into a PNG file")
+        drawing.add_argument("files", nargs="+")
+        drawing.add_argument("-o", "--output", required=True)
     args = parser.parse_args()
     if args.command == "run":
         run(args)
+    elif args.command == "figure":
+        figure(args.files, args.output)
     else:
         print(table(args.files))
 
 
-def train_and_record(spec_file, overrides, out: str, **labels) -> dict:
+def train_and_record(spec_file, overrides, out: str, measure=None, **labels) -> dict:
     """Train `spec_file` with `overrides` (--set values) into a throwaway folder; append its test
-    accuracy and time, with `labels`, to the JSON-lines file `out`; return the record."""
+    accuracy and time, with `labels`, to the JSON-lines file `out`; return the record.
+    `measure(result)`, called while the export exists, returns the figures to record instead of
+    the test accuracy (the accuracy of the split the run evaluated every epoch)."""
     import keras
 
     import zoo
@@ -42,9 +51,9 @@ def train_and_record(spec_file, overrides, out: str, **labels) -> dict:
     began = time.monotonic()
     with tempfile.TemporaryDirectory() as output:
         result = zoo.train(spec_file, output=output, log=lambda _: None, overrides=overrides)
+        figures = measure(result) if measure else {"test_accuracy": result.metrics["accuracy"]}
     keras.backend.clear_session()  # the next run builds its model afresh
-    record = {**labels, "test_accuracy": result.metrics["accuracy"],
-              "seconds": round(time.monotonic() - began, 1)}
+    record = {**labels, **figures, "seconds": round(time.monotonic() - began, 1)}
     print(json.dumps(record), flush=True)
     with open(out, "a") as handle:
         handle.write(json.dumps(record) + "\n")

@@ -245,3 +245,19 @@ def test_stages_train_with_the_runs_settings_and_their_own(write_spec):
     assert steps[1].trainable == {"hidden2"}  # freeze_lower: null is its default, true
     decoder = steps[1].model.get_layer("hidden2_pretrain_decoder")
     assert type(decoder).__name__ == "TiedDecoder"  # tied: null is its default, true
+
+
+def test_a_pretraining_stage_that_diverges_is_located_at_pretrainings_optimizer(write_spec,
+                                                                               capsys):
+    from zoo import cli
+
+    spec = write_spec(SDAE)
+    code = cli.main(["train", spec, "--output", "exports", "--set", "pretrain.epochs=1",
+                     "--set", "pretrain.loss=mean_squared_error",
+                     "--set", "pretrain.optimizer.sgd.learning_rate=1.0e+30"])
+    assert (code, capsys.readouterr().err) == (2, (
+        "error: --set pretrain.optimizer.sgd.learning_rate:1:1: "
+        "pretrain.optimizer.sgd.learning_rate: the loss became infinite in epoch 1 at training "
+        "step 2 of 44, with the learning rate at 1e+30: training diverged and stopped. No "
+        "export was written; no epoch had finished, so no checkpoint is kept. Lower the rate, "
+        "e.g. to a tenth: --set pretrain.optimizer.sgd.learning_rate=1e+29\n"))

@@ -170,7 +170,8 @@ def test_failed_trials_are_recorded_and_the_sweep_goes_on_never_touching_test(ti
     assert set(loaded) == {"train[:80%]", "train[80%:]"}  # the spec's own split; never test
     for number in (0, 1):
         assert lines[number].startswith(f"trial {number}  train.optimizer.sgd.learning_rate=")
-        assert "  failed: FloatingPointError: the loss became" in lines[number]
+        assert ("  failed: Diverged: --set train.optimizer.sgd.learning_rate:1:1: "
+                "train.optimizer.sgd.learning_rate: the loss became") in lines[number]
     assert states() == [(0, "FAIL"), (1, "FAIL")]
     assert (result.best, result.best_spec) == (None, None)
     assert lines[-1] == "no trial completed; the table is in out/spec/sweep/trials.txt"

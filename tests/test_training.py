@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import zoo
+from zoo import cli
 
 from conftest import ROOT, TINY, kill_after_epochs, kill_when, run
 
@@ -449,13 +450,91 @@ def test_an_unwritable_output_fails_before_training(tiny):
     assert result.stdout == ""
 
 
-def test_a_loss_that_becomes_nan_stops_with_the_epoch_and_keeps_the_last_checkpoint(tiny):
-    result = run("train.py", "tiny.yaml", "--output", "exports",
-                 "--set", "train.optimizer={sgd: {learning_rate: 1.0e+30}}", cwd=tiny)
-    assert result.returncode == 1
-    assert result.stderr == ("error: the loss became NaN in epoch 1, training step 2 (no epoch "
-                             "had finished); a smaller learning rate usually cures it\n")
+# With a checkpoint after step 1, whose weights made step 2's loss NaN: it is not kept.
+@pytest.mark.parametrize("every", [None, 1])
+def test_a_loss_that_becomes_nan_is_a_located_error_at_the_learning_rate(tiny, capsys,
+                                                                         monkeypatch, every):
+    monkeypatch.chdir(tiny)
+    code = cli.main(["train", "tiny.yaml", "--output", "exports", "--set",
+                     "train.optimizer={sgd: {learning_rate: 1.0e+30}}", "--set",
+                     f"train.checkpoint_every={every or 'null'}"])
+    assert (code, capsys.readouterr().err) == (2, (
+        "error: --set train.optimizer:1:23: train.optimizer.sgd.learning_rate: the loss became "
+        "NaN in epoch 1 at training step 2 of 44, with the learning rate at 1e+30: training "
+        "diverged and stopped. No export was written; no epoch had finished, so no checkpoint "
+        "is kept. Lower the rate, e.g. to a tenth: --set "
+        "train.optimizer.sgd.learning_rate=1e+29\n"))
     assert not (tiny / "exports").exists()  # no checkpoint to keep: no empty folders either
+
+
+@pytest.mark.slow  # a process of its own with two logical CPUs: about 10 s
+def test_a_loss_that_becomes_nan_stops_every_replica_of_a_mirrored_run(tiny):
+    result = run("train.py", "tiny.yaml", "--output", "exports", "--strategy", "mirrored",
+                 "--logical-cpus", "2", "--set", "train.optimizer={sgd: {learning_rate: 1.0e+30}}",
+                 cwd=tiny)
+    assert result.returncode == 2
+    assert result.stderr.startswith(
+        "error: --set train.optimizer:1:23: train.optimizer.sgd.learning_rate: the loss became "
+        "NaN in epoch 1 at training step 2 of 44, with the learning rate at 1e+30")
+    assert "over 2 replica(s)" in result.stdout and not (tiny / "exports").exists()
+
+
+# The rate is multiplied by 1e30 from the third epoch: two good epochs, then NaN at its step
+# 2, just after a checkpoint (step 89 of the run) whose weights gave it, which is not kept.
+SOARING = ["--set", "train.optimizer={sgd: {learning_rate: 0.1}}",
+           "--set", "train.schedule={step: {epochs: [2], factor: 1.0e+30}}",
+           "--set", "train.checkpoint_every=89"]
+
+
+def test_a_diverged_run_says_the_rate_in_force_and_resumes_once_the_rate_is_lowered(
+        tiny, capsys, monkeypatch):
+    monkeypatch.chdir(tiny)
+    code = cli.main(["train", "tiny.yaml", "--output", "exports", *SOARING])
+    assert (code, capsys.readouterr().err) == (2, (
+        "error: --set train.optimizer:1:23: train.optimizer.sgd.learning_rate: the loss became "
+        "NaN in epoch 3 at training step 2 of 44, with the learning rate at 1e+29: training "
+        "diverged and stopped. No export was written; the last checkpoint is kept in "
+        "exports/tiny/checkpoint: the same command with the lower rate resumes from it. Lower "
+        "the rate, e.g. to a tenth: --set train.optimizer.sgd.learning_rate=0.01\n"))
+    assert not (tiny / "exports" / "tiny" / "1").exists()
+    code = cli.main(["train", "tiny.yaml", "--output", "exports", *SOARING,
+                     "--set", "train.optimizer.sgd.learning_rate=1e-31"])
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    assert ("the last run of tiny diverged: it resumes with train.optimizer.sgd.learning_rate "
+            "changed\nresuming tiny after epoch 2 of 3") in printed.out
+    history = json.loads((tiny / "exports" / "tiny" / "1" / "history.json").read_text())
+    assert len(history["train"]) == 3 and history["train"][2]["loss"] < 2.0
+
+
+def test_a_run_diverged_with_other_changes_too_refuses_to_resume(tiny, capsys, monkeypatch):
+    monkeypatch.chdir(tiny)
+    assert cli.main(["train", "tiny.yaml", "--output", "exports", *SOARING]) == 2
+    code = cli.main(["train", "tiny.yaml", "--output", "exports", *SOARING, "--set",
+                     "train.optimizer.sgd.learning_rate=1e-31", "--set", "train.batch_size=16"])
+    assert code == 2
+    assert capsys.readouterr().err.endswith("holds an unfinished run of a different version of "
+                                            "this spec (it changed since, or other --set values "
+                                            "were given); re-run with the same spec and options "
+                                            "to resume it, or add --restart to discard it\n")
+
+
+def test_a_stage_that_diverges_is_located_at_its_own_optimizer(tiny, capsys, monkeypatch):
+    monkeypatch.chdir(tiny)
+    (tiny / "staged.yaml").write_text(TINY.replace("  seed: 1\n", """\
+  seed: 1
+  stages:
+    - {epochs: 1}
+    - {epochs: 1, optimizer: {sgd: {learning_rate: 1.0e+30}}}
+"""))
+    code = cli.main(["train", "staged.yaml", "--output", "exports"])
+    assert (code, capsys.readouterr().err) == (2, (
+        "error: staged.yaml:19:52: train.stages[1].optimizer.sgd.learning_rate: the loss became "
+        "NaN in epoch 1 at training step 2 of 44, with the learning rate at 1e+30: training "
+        "diverged and stopped. No export was written; the phases before it (stage 1/2) are kept "
+        "in exports/staged/checkpoint: the same command with the lower rate resumes after them. "
+        "Lower the rate, e.g. to a tenth: --set train.stages[1].optimizer.sgd.learning_rate=1e+29"
+        "\n"))
 
 
 def test_an_export_at_chance_level_says_so_in_the_log_and_its_metadata(tiny):
@@ -655,17 +734,16 @@ def test_a_chain_of_a_thousand_layers_builds_trains_and_exports(tiny):
 def test_a_diverging_very_deep_network_is_told_what_the_papers_did():
     import keras
 
-    from zoo.training import DEEP, _deep_network_advice
+    from zoo.divergence import DEEP, deep_network_advice
 
     def chain(depth):
         return keras.Sequential([keras.Input((4,))] + [keras.layers.Dense(4)
                                                        for _ in range(depth)])
 
-    assert _deep_network_advice(chain(DEEP - 1)) == ""
-    assert _deep_network_advice(chain(DEEP)) == (
+    assert deep_network_advice(chain(DEEP - 1)) == ""
+    assert deep_network_advice(chain(DEEP)) == (
         f" ({DEEP} weighted layers: He et al. 2015 trained ResNet-110 and ResNet-1202 at 0.01 "
-        "until the training error fell below 80%, about 400 steps, then at 0.1; start with a "
-        "tenth of the rate, e.g. --set train.optimizer.sgd.learning_rate=0.01)")
+        "until the training error fell below 80%, about 400 steps, then at 0.1)")
 
 
 @pytest.mark.slow  # AlexNet and ResNet-50 at 227 and 224 pixels: about a minute each
@@ -682,3 +760,40 @@ def test_the_papers_imagenet_recipes_train_offline_on_the_embedded_digits(tmp_pa
             "on 'test'") in result.stdout
     metadata = json.loads((tmp_path / "exports" / name / "1" / "metadata.json").read_text())
     assert metadata["dataset"]["eval_split"] == "test"
+
+
+@pytest.mark.parametrize("optimizer, line, path, fix", [
+    (None, 12, "train.optimizer", '--set "train.optimizer={adam: {learning_rate: 0.0001}}"'),
+    ("{sgd: {momentum: 0.9}}", 14, "train.optimizer.sgd",
+     "--set train.optimizer.sgd.learning_rate=0.001"),
+    ("{sgd: {learning_rate: 1, momentum: 0.9}}", 14, "train.optimizer.sgd.learning_rate",
+     "--set train.optimizer.sgd.learning_rate=0.1")])
+def test_the_rate_a_divergence_blames_is_where_the_spec_gives_it_or_keras_default(
+        write_spec, optimizer, line, path, fix):
+    """Without an optimizer, the rate is Adam's default, blamed on the train section."""
+    from zoo.divergence import rate_setting
+
+    text = TINY.replace("  optimizer: {adam: {learning_rate: 0.01}}\n",
+                        f"  optimizer: {optimizer}\n" if optimizer else "")
+    setting = rate_setting(zoo.load_spec(write_spec(text)).train)
+    assert (setting.location.line, setting.path, setting.lowered()) == (line, path, fix)
+
+
+def test_a_diverged_run_resumed_trains_at_the_lowered_rate_not_the_checkpoints(tiny,
+                                                                              monkeypatch):
+    from zoo.checkpoints import note_divergence
+    from zoo.source import plain
+
+    monkeypatch.chdir(tiny)
+
+    def stop(phase, epoch, metrics):  # after the first epoch's checkpoint, as a divergence
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        zoo.train("tiny.yaml", output="exports", log=lambda _: None, on_epoch=stop)
+    note_divergence("exports/tiny/checkpoint", "train.optimizer.adam.learning_rate",
+                    plain(zoo.load_spec("tiny.yaml").document))
+    result = zoo.train("tiny.yaml", output="exports", log=lambda _: None,
+                       overrides=["train.optimizer.adam.learning_rate=0.001"])
+    assert [epoch["lr"] for epoch in result.history["train"]] == pytest.approx(
+        [0.01, 0.001, 0.001])

@@ -15,7 +15,7 @@ import importlib
 _PUBLIC = {"SpecError": "zoo.source", "Spec": "zoo.spec", "load_spec": "zoo.spec",
            "spec_from_text": "zoo.spec", "build_model": "zoo.build", "train": "zoo.run",
            "TrainResult": "zoo.run", "run_sweep": "zoo.sweep", "convert": "zoo.conversion",
-           "evaluate_export": "zoo.evaluation"}
+           "evaluate_export": "zoo.evaluation", "Diverged": "zoo.divergence"}
 
 __all__ = list(_PUBLIC)
 

@@ -20,8 +20,10 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
+import contextlib
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -54,6 +56,57 @@ def one_run_at_a_time(checkpoints: str, log, busy: str | None = None):
 
 def spec_fingerprint(document: dict) -> str:
     return hashlib.sha256(json.dumps(document, sort_keys=True, default=str).encode()).hexdigest()
+
+
+DIVERGED = "diverged.json"  # in the run's checkpoint folder: the key a divergence blames
+
+
+def note_divergence(checkpoints: str, key: str, document: dict) -> None:
+    """Remember that the run diverged at the rate `key` sets, with the fingerprint of the
+    rest of the spec, so the same command with that one key changed may resume (a changed spec
+    otherwise refuses to). Nothing is written when there is nothing to resume from."""
+    if os.path.isdir(checkpoints) and os.listdir(checkpoints):
+        write_json_atomically(os.path.join(checkpoints, DIVERGED), {
+            "key": key, "rest": spec_fingerprint(_without(document, key))})
+
+
+def adopt_lowered_rate(checkpoints: str, document: dict, fingerprint: str) -> str | None:
+    """After a divergence, a spec that differs only in the key blamed takes the run over:
+    each phase's state gets the new fingerprint and restores the new rate over the old one.
+    Returns the key when it does."""
+    note = os.path.join(checkpoints, DIVERGED)
+    if not os.path.exists(note):
+        return None
+    with open(note) as handle:
+        diverged = json.load(handle)
+    if spec_fingerprint(_without(document, diverged["key"])) != diverged["rest"]:
+        return None  # more than the rate changed: resuming is refused as for any change
+    for phase in sorted(os.listdir(checkpoints)):
+        state_file = os.path.join(checkpoints, phase, "state.json")
+        if os.path.exists(state_file):
+            with open(state_file) as handle:
+                state = json.load(handle)
+            state["fingerprint"] = fingerprint
+            state.setdefault("extra", {})["rate_changed"] = True
+            write_json_atomically(state_file, state)
+    os.remove(note)
+    return diverged["key"]
+
+
+def _without(document: dict, dotted: str) -> dict:
+    """A copy of a plain document without the value at a dotted path (train.stages[1].x)."""
+    document = json.loads(json.dumps(document, default=str))
+    *parents, last = [int(part[1:-1]) if part.startswith("[") else part
+                      for part in re.findall(r"[\w-]+|\[\d+\]", dotted)]
+    container = document
+    for part in parents:
+        try:
+            container = container[part]
+        except (KeyError, IndexError, TypeError):
+            return document
+    if isinstance(container, dict):
+        container.pop(last, None)
+    return document
 
 
 @dataclass(frozen=True)
@@ -162,6 +215,26 @@ class RunState:
                                 exc, "Earlier checkpoints are kept: the same command, run "
                                 "again once there is room, resumes after the last of "
                                 "them") from None
+
+    def drop(self, position: Position, steps_per_epoch: int) -> bool:
+        """Delete the checkpoint at `position` (its weights gave the next step a NaN loss);
+        whether an older one remains to resume from. Without one, the phase's folder goes,
+        and the run's checkpoint folder too if nothing else is in it."""
+        kept = tf.train.get_checkpoint_state(self.directory)
+        number = f"-{position.epochs * steps_per_epoch + position.steps}"
+        older = [path for path in (kept.all_model_checkpoint_paths if kept else [])
+                 if not path.endswith(number)]
+        if not self.chief:
+            return bool(older)
+        if not older:
+            shutil.rmtree(self.directory, ignore_errors=True)
+            with contextlib.suppress(OSError):  # other phases' checkpoints are in it
+                os.rmdir(os.path.dirname(self.directory))
+            return False
+        for file in tf.io.gfile.glob(os.path.join(self.directory, f"ckpt{number}.*")):
+            tf.io.gfile.remove(file)
+        tf.compat.v1.train.update_checkpoint_state(self.directory, older[-1], older)
+        return True
 
     def _write_state(self) -> None:
         write_json_atomically(os.path.join(self.directory, "state.json"), {

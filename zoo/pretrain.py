@@ -233,10 +233,11 @@ def phases(spec, model: keras.Model, labeled: Splits, unlabeled: Splits) -> list
         lower = {layer.name for layer in stage.layers} & everything - {name}
         trainable = {name} if options["freeze_lower"] else {name} | lower
         result.append(Phase(f"pretrain-{index}-{name}", f"pretrain {name}",
-                            stage_section, stage, trainable, unlabeled))
+                            stage_section, stage, trainable, unlabeled, options))
         below |= lower | {name}
-    head = {**dict(spec.train), **{key: value for key, value in (options.get("head") or {}).items()
-                                   if value is not None}}
+    own = options.get("head") or {}
+    head = {**dict(spec.train), **{key: value for key, value in own.items() if value is not None}}
     result.append(Phase("head", "classifier (encoder frozen)", head, model,
-                        everything - below - set(names), labeled))
+                        everything - below - set(names), labeled,
+                        own if own.get("optimizer") is not None else spec.train))
     return result + train_phases(spec, model, labeled, "finetune", "fine-tuning")

@@ -18,11 +18,13 @@ from dataclasses import dataclass
 import keras
 
 from zoo.build import build_model
-from zoo.checkpoints import RunState, one_run_at_a_time, spec_fingerprint
+from zoo.checkpoints import (RunState, adopt_lowered_rate, note_divergence, one_run_at_a_time,
+                             spec_fingerprint)
 from zoo.data import IMAGE_SUFFIXES, DataInfo
 from zoo.devices import (choose_precision, choose_strategy, choose_xla, describe_threads,
                          dtype_policy, is_chief, split_logical_cpus, strategy_name, use_threads)
 from zoo.conversion import convert
+from zoo.divergence import Diverged
 from zoo.export import export, removed_if_left_empty
 from zoo.pipeline import eval_split_name, load_splits, split_of, upscaling_note
 from zoo.preflight import check_before_training, check_model_takes_images
@@ -118,18 +120,27 @@ def train(spec, *, overrides=(), output: str = "exports", strategy: str | None =
                     start_from.apply(model)
                     log(start_from.report())
                 steps = phases(spec, model, labeled, unlabeled)
-            fingerprint = spec_fingerprint(plain(spec.document))
+            document = plain(spec.document)
+            fingerprint = spec_fingerprint(document)
+            if chief and (lowered := adopt_lowered_rate(checkpoints, document, fingerprint)):
+                log(f"the last run of {spec.name} diverged: it resumes with {lowered} changed")
             for step in steps:  # a spec changed since an unfinished run fails before tracking
                 RunState(os.path.join(checkpoints, step.name), fingerprint, chief)
             tracked = (MlflowRun(spec, [step.name for step in steps], checkpoints, info.name,
                                  fingerprint, uri=track_uri, tags=tags, log=log)
                        if track and chief else contextlib.nullcontext())
             with tracked as tracker:
-                with stop_between_steps_on_ctrl_c():
-                    histories = run_phases(steps, model, distribution, checkpoints, fingerprint,
-                                           chief, log, tensorboard, progress,
-                                           [observer for observer in (
-                                               tracker and tracker.epoch, on_epoch) if observer])
+                try:
+                    with stop_between_steps_on_ctrl_c():
+                        histories = run_phases(steps, model, distribution, checkpoints,
+                                               fingerprint, chief, log, tensorboard, progress,
+                                               [observer for observer in (
+                                                   tracker and tracker.epoch, on_epoch)
+                                                if observer])
+                except Diverged as error:  # the same command with a lower rate may resume
+                    if chief:
+                        note_divergence(checkpoints, error.setting.fixed_key, document)
+                    raise
                 final = {key[4:]: value for key, value in histories[steps[-1].name][-1].items()
                          if key.startswith("val_")}
                 # `eval_split` is what `zoo evaluate` takes by default; the figures of every epoch

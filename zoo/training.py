@@ -26,11 +26,12 @@ import tensorflow as tf
 from zoo.checkpoints import Position, RunState
 from zoo.data import DataInfo
 from zoo.devices import choose_xla
+from zoo.divergence import NonFiniteLoss, current_rate, diverged, rate_in_force
 from zoo.pipeline import (CHAINED_EPOCHS, Batching, Splits, distribute, evaluation_batches,
                           training_batches)
 from zoo.optimization import averaged_weights, call_parts, make_loss, make_optimizer
 from zoo.progress import EpochProgress
-from zoo.source import normalize_name, suggest
+from zoo.source import Mapping, normalize_name, suggest
 
 
 # --- what the spec asks for ------------------------------------------------------------------
@@ -69,6 +70,13 @@ class Plan(Batching):
             else {},
             xla="auto" if train.get("xla") is None else train["xla"],
             checkpoint_every=train.get("checkpoint_every"))
+
+    def checkpoints_within_epoch(self, epoch: int, number: int) -> bool:
+        """Whether step `number` (from 1) of `epoch` (from 0) is followed by a checkpoint
+        within the epoch: every `checkpoint_every` steps counted over the run."""
+        every = self.checkpoint_every
+        return bool(every) and 0 < number < self.steps_per_epoch and (
+            epoch * self.steps_per_epoch + number) % every == 0
 
 
 def _watching(settings, **more) -> dict:
@@ -168,15 +176,6 @@ class Trainer:
         return averages(totals)
 
 
-class NonFiniteLoss(FloatingPointError):
-    """The loss stopped being a finite number at one batch of an epoch."""
-
-    def __init__(self, number: int, value: float, training: bool):
-        super().__init__(number, value)
-        self.kind = "NaN" if math.isnan(value) else "infinite"
-        self.where = f"training step {number}" if training else f"validation batch {number}"
-
-
 INTERRUPTED = threading.Event()
 
 
@@ -237,6 +236,7 @@ class Phase:
     model: keras.Model  # what this phase trains (a stage model shares the real model's layers)
     trainable: set  # names of the real model's layers that learn in this phase
     splits: Splits
+    optimizer_from: Mapping  # the spec section whose optimizer it uses: errors point there
 
 
 def train_phases(spec, model: keras.Model, splits: Splits, name: str = "train",
@@ -245,18 +245,20 @@ def train_phases(spec, model: keras.Model, splits: Splits, name: str = "train",
     with `train`'s settings changed where the stage says and its frozen layers fixed."""
     everything = {layer.name for layer in model.layers}
 
-    def phase(phase_name, phase_title, section):
+    def phase(phase_name, phase_title, section, optimizer_from):
         frozen = set(layers_matching(model, section["freeze"])) if section.get("freeze") \
             else set()
-        return Phase(phase_name, phase_title, section, model, everything - frozen, splits)
+        return Phase(phase_name, phase_title, section, model, everything - frozen, splits,
+                     optimizer_from)
 
     train = dict(spec.train)
     stages = train.pop("stages", None)
     if not stages:
-        return [phase(name, title or spec.name, train)]
+        return [phase(name, title or spec.name, train, spec.train)]
     return [phase(f"stage-{number}", f"stage {number}/{len(stages)}",
                   {**train, "freeze": None,
-                   **{key: value for key, value in stage.items() if value is not None}})
+                   **{key: value for key, value in stage.items() if value is not None}},
+                  stage if stage.get("optimizer") is not None else spec.train)
             for number, stage in enumerate(stages, start=1)]
 
 
@@ -281,11 +283,28 @@ def run_phases(phases: list, model, strategy, checkpoints: str, fingerprint: str
             if tensorboard:
                 observers.append(TensorBoardLog(tensorboard, phase.name).write)
             observers += [functools.partial(observer, phase.name) for observer in on_epoch]
-        histories[phase.name] = train_phase(phase, strategy, state, log, progress=progress,
-                                            after_epoch=observers)
+        try:
+            histories[phase.name] = train_phase(phase, strategy, state, log, progress=progress,
+                                                after_epoch=observers)
+        except NonFiniteLoss as bad:
+            finished = [done.title for done in phases[:phases.index(phase)]]
+            raise diverged(phase.optimizer_from, bad, _what_is_kept(bad, checkpoints, finished),
+                           phase.model) from None
         set_trainable(model, {layer.name for layer in model.layers})
         state.complete(model)
     return histories
+
+
+def _what_is_kept(bad: NonFiniteLoss, checkpoints: str, finished: list) -> str:
+    """What a diverged run leaves to resume from, once its rate is lowered; `finished`: the
+    titles of the phases done before."""
+    if bad.checkpointed:
+        return (f"the last checkpoint is kept in {checkpoints}: the same command with the "
+                "lower rate resumes from it")
+    if finished:
+        return (f"the phases before it ({', '.join(finished)}) are kept in {checkpoints}: "
+                "the same command with the lower rate resumes after them")
+    return "no epoch had finished, so no checkpoint is kept"
 
 
 MAX_SHOWN = 12  # layer names an error lists
@@ -330,7 +349,11 @@ def train_phase(phase: Phase, strategy, state: RunState, log=print, progress: bo
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         optimizer.build(model.trainable_weights)
         trainer = Trainer(strategy, model, optimizer, make_loss(phase.section), plan)
+    rate = current_rate(optimizer)  # the spec's, before the checkpoint's replaces it
     start = state.restore(model, optimizer)
+    if state.extra.pop("rate_changed", False) and hasattr(optimizer.learning_rate, "assign"):
+        optimizer.learning_rate.assign(rate)  # lowered after a divergence (a schedule is not
+        # restored: it is made afresh from the spec)
     if start.steps:
         log(f"resuming {phase.title} in epoch {start.epochs + 1}/{plan.epochs} after step "
             f"{start.steps} of {plan.steps_per_epoch} (checkpoint in {state.directory})")
@@ -353,12 +376,13 @@ def train_phase(phase: Phase, strategy, state: RunState, log=print, progress: bo
                 metrics.update({f"val_{key}": value for key, value in trainer.run_epoch(
                     distribute(strategy, eval_batches), trainer.eval_step).items()})
         except NonFiniteLoss as bad:
-            kept = (f"the last checkpoint is kept in {state.directory}" if epoch or done
-                    else "no epoch had finished")
-            raise FloatingPointError(f"the loss became {bad.kind} in epoch {epoch + 1}, "
-                                     f"{bad.where} ({kept}); a smaller learning rate usually "
-                                     f"cures it{_deep_network_advice(model)}") from None
-        metrics["lr"] = float(_current_rate(optimizer))
+            # A checkpoint taken at the step before holds the weights that gave the NaN
+            checkpointed = (state.drop(Position(epoch, bad.number - 1), plan.steps_per_epoch)
+                            if bad.training and plan.checkpoints_within_epoch(epoch, bad.number - 1)
+                            else bool(epoch or done))
+            bad.during(epoch + 1, plan.steps_per_epoch, rate_in_force(optimizer), checkpointed)
+            raise
+        metrics["lr"] = current_rate(optimizer)
         metrics["seconds"] = time.monotonic() - began
         state.history.append(metrics)
         log(f"{phase.title}: epoch {epoch + 1}/{plan.epochs}  " + "  ".join(
@@ -383,29 +407,9 @@ def _each_step(plan: Plan, state: RunState, model, optimizer, epoch: int,
     def after_step(number: int, totals: dict) -> None:
         if progress:
             progress.update(number, totals)
-        every = plan.checkpoint_every
-        if every and number < plan.steps_per_epoch and (
-                epoch * plan.steps_per_epoch + number) % every == 0:
+        if plan.checkpoints_within_epoch(epoch, number):
             state.save(model, optimizer, Position(epoch, number), plan.steps_per_epoch, totals)
     return after_step
-
-
-DEEP = 100  # weighted layers from which a network counts as very deep
-
-
-def _deep_network_advice(model) -> str:
-    """What the papers did for networks this deep, which diverge at the usual rates."""
-    weighted = sum(1 for layer in model.layers if layer.weights)
-    if weighted < DEEP:
-        return ""
-    return (f" ({weighted} weighted layers: He et al. 2015 trained ResNet-110 and ResNet-1202 "
-            "at 0.01 until the training error fell below 80%, about 400 steps, then at 0.1; "
-            "start with a tenth of the rate, e.g. --set train.optimizer.sgd.learning_rate=0.01)")
-
-
-def _current_rate(optimizer) -> float:
-    rate = optimizer.learning_rate
-    return float(rate.numpy() if hasattr(rate, "numpy") else rate)
 
 
 def _patience_exhausted(state: RunState, key: str, settings: dict, metrics: dict) -> bool:
@@ -425,7 +429,7 @@ def _patience_exhausted(state: RunState, key: str, settings: dict, metrics: dict
 def _after_epoch(plan: Plan, state: RunState, optimizer, metrics: dict, log) -> bool:
     """Plateau schedule and early stopping; True when training should stop."""
     if plan.plateau and _patience_exhausted(state, "plateau", plan.plateau, metrics):
-        new_rate = _current_rate(optimizer) * plan.plateau["factor"]
+        new_rate = current_rate(optimizer) * plan.plateau["factor"]
         optimizer.learning_rate.assign(new_rate)
         log(f"{plan.plateau['monitor']} has not improved for {plan.plateau['patience']} "
             f"epochs: learning rate now {new_rate:.3g}")
