@@ -58,6 +58,7 @@ EPOCHS = 60
 SPEC = SPEC.replace("EPOCHS", str(EPOCHS))
 DROPOUT = ["model.vars.dropout=0.5", "model.vars.input_dropout=0.2"]  # Hinton et al. 2012
 WEIGHT_DECAY = ["train.weight_decay=0.0005"]
+# Stops after 5 epochs without a lower validation loss and exports the best epoch's weights
 EARLY_STOPPING = ["train.early_stopping={monitor: val_loss, patience: 5}"]
 ARMS = {"none": [], "dropout": DROPOUT, "weight decay": WEIGHT_DECAY,
         "early stopping": EARLY_STOPPING, "all three": DROPOUT + WEIGHT_DECAY + EARLY_STOPPING}
@@ -65,12 +66,13 @@ TRAINED_ON = "train[:1000]"
 
 
 def measured(result) -> dict:
-    """The export's accuracy on the images it trained on and on the test split, and every
-    epoch's figures for the curves."""
+    """The export's accuracy on the images it trained on and on the test split, its loss on
+    the validation split, and every epoch's figures for the curves."""
     import zoo
 
     return {"train_accuracy": zoo.evaluate_export(result.export, split=TRAINED_ON)["accuracy"],
             "test_accuracy": zoo.evaluate_export(result.export, split="test")["accuracy"],
+            "validation_loss": result.metrics["loss"],
             "epochs": len(result.history["train"]), "history": result.history["train"]}
 
 
@@ -91,7 +93,7 @@ def _records(files) -> list[dict]:
 def table(files) -> str:
     records = _records(files)
     lines = ["| arm | train accuracy % | test accuracy % | gap (points) | epochs trained | "
-             "lowest validation loss at epoch | validation loss at the end |",
+             "lowest validation loss at epoch | validation loss of the export |",
              "|---|---|---|---|---|---|---|"]
     for arm in ARMS:
         runs = [record for record in records if record["arm"] == arm]
@@ -103,7 +105,7 @@ def table(files) -> str:
                     for record in runs],
                    [record["epochs"] for record in runs],
                    [_best_epoch(record["history"]) for record in runs]]
-        losses = [record["history"][-1]["val_loss"] for record in runs]
+        losses = [record["validation_loss"] for record in runs]
         lines.append(f"| {arm} | " + " | ".join(map(mean_and_spread, figures))
                      + f" | {statistics.mean(losses):.2f} ± {statistics.stdev(losses):.2f} |")
     return "\n".join(lines)

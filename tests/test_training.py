@@ -797,3 +797,31 @@ def test_a_diverged_run_resumed_trains_at_the_lowered_rate_not_the_checkpoints(t
                        overrides=["train.optimizer.adam.learning_rate=0.001"])
     assert [epoch["lr"] for epoch in result.history["train"]] == pytest.approx(
         [0.01, 0.001, 0.001])
+
+
+def test_early_stopping_ends_with_the_best_epochs_weights_also_after_a_resume(tiny,
+                                                                            monkeypatch):
+    """A rate too high for the tiny net makes its last epoch worse than the one before; the
+    export has that best epoch's weights though the run was interrupted just after it."""
+    from zoo.evaluation import evaluate_export
+
+    monkeypatch.chdir(tiny)
+    overrides = ["train.epochs=5", "train.optimizer.adam.learning_rate=0.05",
+                 "train.early_stopping={monitor: val_loss, patience: 6}"]
+
+    def stop(phase, epoch, metrics):
+        if epoch == 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        zoo.train("tiny.yaml", output="exports", log=lambda _: None, overrides=overrides,
+                  on_epoch=stop)
+    lines = []
+    result = zoo.train("tiny.yaml", output="exports", log=lines.append, overrides=overrides)
+    losses = [epoch["val_loss"] for epoch in result.history["train"]]
+    best = losses.index(min(losses))
+    assert best < len(losses) - 1  # the test's premise: the last epoch is not the best
+    assert (f"tiny: the weights of epoch {best + 1} come back, its val_loss the best "
+            f"({min(losses):.4g})") in lines
+    assert result.metrics["loss"] == min(losses)
+    assert evaluate_export(result.export)["loss"] == pytest.approx(min(losses), rel=1e-4)

@@ -242,6 +242,25 @@ class RunState:
             "partial": self.partial})
 
     @property
+    def best_weights(self) -> str:
+        return os.path.join(self._writable_directory(), "best.weights.h5")
+
+    def save_best(self, model, epoch: int) -> None:
+        """Keep the weights of `epoch`, the best so far (every worker keeps its own copy, so
+        all of them can take it back and stay in step)."""
+        os.makedirs(self._writable_directory(), exist_ok=True)
+        with atomic_path(self.best_weights, suffix=".weights.h5") as partial:
+            model.save_weights(partial)
+        self.extra["best_epoch"] = epoch
+
+    def restore_best(self, model) -> bool:
+        """Put the kept best weights back into `model`; whether there were any."""
+        if "best_epoch" not in self.extra or not os.path.exists(self.best_weights):
+            return False
+        model.load_weights(self.best_weights)
+        return True
+
+    @property
     def final_weights(self) -> str:
         return os.path.join(self.directory, "final.weights.h5")
 

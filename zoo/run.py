@@ -32,7 +32,7 @@ from zoo.pretrain import phases
 from zoo.source import SpecError, plain
 from zoo.spec import Spec, load_spec, spec_from_text
 from zoo.tracking import MlflowRun, check_tracker
-from zoo.training import run_phases, stop_between_steps_on_ctrl_c
+from zoo.training import final_figures, run_phases, stop_between_steps_on_ctrl_c
 from zoo.weights import initial_weights
 
 
@@ -141,8 +141,8 @@ def train(spec, *, overrides=(), output: str = "exports", strategy: str | None =
                     if chief:
                         note_divergence(checkpoints, error.setting.fixed_key, document)
                     raise
-                final = {key[4:]: value for key, value in histories[steps[-1].name][-1].items()
-                         if key.startswith("val_")}
+                final = {key[4:]: value for key, value in final_figures(
+                    steps[-1], histories[steps[-1].name]).items() if key.startswith("val_")}
                 # `eval_split` is what `zoo evaluate` takes by default; the figures of every epoch
                 # (and so the result recorded) are on `evaluated`, the validation split if any.
                 dataset = {"name": info.name, "train_split": train_split,

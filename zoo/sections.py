@@ -248,6 +248,9 @@ DATA = Table("data", (
 EARLY_STOPPING = Table("train.early_stopping", (
     Key("monitor", Monitor(), "val_loss", "the figure watched (a name the run logs)"),
     Key("patience", POSITIVE, 5, "epochs without improvement before training stops"),
+    Key("restore_best", Boolean(), True, "at the end of the phase (stopped early or not), "
+        "the weights of the epoch with the best `monitor` come back, and the export has them; "
+        "false keeps the last epoch's"),
 ), "stop when a figure has stopped improving")
 
 STEP = Table("train.schedule.step", (

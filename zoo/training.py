@@ -66,8 +66,8 @@ class Plan(Batching):
             seed=train.get("seed") if train.get("seed") is not None else 0,
             plateau=_watching(schedule, factor=0.1) if normalize_name(schedule_name) == "plateau"
             else {},
-            early_stopping=_watching(train.get("early_stopping")) if train.get("early_stopping")
-            else {},
+            early_stopping=_watching(train.get("early_stopping"), restore_best=True)
+            if train.get("early_stopping") else {},
             xla="auto" if train.get("xla") is None else train["xla"],
             checkpoint_every=train.get("checkpoint_every"))
 
@@ -387,6 +387,11 @@ def train_phase(phase: Phase, strategy, state: RunState, log=print, progress: bo
         state.history.append(metrics)
         log(f"{phase.title}: epoch {epoch + 1}/{plan.epochs}  " + "  ".join(
             f"{key} {value:.4g}" for key, value in metrics.items()))
+        if _keeps_best(plan) and monitor_improved(plan.early_stopping["monitor"],
+                                                  metrics[plan.early_stopping["monitor"]],
+                                                  state.extra.get("stop_best")):
+            with averaged_weights(optimizer, model.trainable_variables):  # what was measured
+                state.save_best(model, epoch + 1)
         stop = _after_epoch(plan, state, optimizer, metrics, log)
         state.save(model, optimizer, Position(epoch + 1), plan.steps_per_epoch)
         for observer in after_epoch:
@@ -397,7 +402,27 @@ def train_phase(phase: Phase, strategy, state: RunState, log=print, progress: bo
     # the phase's final weights all take them.
     getattr(optimizer, "inner_optimizer", optimizer).finalize_variable_values(
         model.trainable_variables)
+    if _keeps_best(plan) and state.restore_best(model):
+        log(f"{phase.title}: the weights of epoch {state.extra['best_epoch']} come back, its "
+            f"{plan.early_stopping['monitor']} the best ({state.extra['stop_best']:.4g})")
     return state.history
+
+
+def _keeps_best(plan: Plan) -> bool:
+    return bool(plan.early_stopping) and plan.early_stopping["restore_best"]
+
+
+def final_figures(phase: Phase, history: list) -> dict:
+    """The figures of the epoch whose weights `phase` ended with: the last epoch's, or with
+    early stopping's `restore_best` the best epoch's (the first, if several tie)."""
+    plan = Plan.from_section(phase.section, phase.splits.info, phase.splits.train_size)
+    if not _keeps_best(plan):
+        return history[-1]
+    monitor, best = plan.early_stopping["monitor"], history[0]
+    for figures in history[1:]:
+        if monitor_improved(monitor, figures[monitor], best[monitor]):
+            best = figures
+    return best
 
 
 def _each_step(plan: Plan, state: RunState, model, optimizer, epoch: int,
