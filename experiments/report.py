@@ -17,34 +17,47 @@ def mean_and_spread(values) -> str:
     return f"{statistics.mean(values):.1f} ± {spread:.1f} (n={len(values)})"
 
 
-def command_line(description: str, add_run_arguments, run, table) -> None:
-    """`SCRIPT run ...` calls run(args); `SCRIPT table FILE ...` prints table(files)."""
+def command_line(description: str, add_run_arguments, run, table, figure=None) -> None:
+    """`SCRIPT run ...` calls run(args); `SCRIPT table FILE ...` prints table(files); with
+    `figure`, `SCRIPT figure FILE ... --out PNG` draws figure(files, png)."""
     parser = argparse.ArgumentParser(description=description,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     add_run_arguments(commands.add_parser("run", help="run the experiment, appending results"))
     tabling = commands.add_parser("table", help="print the results as a Markdown table")
     tabling.add_argument("files", nargs="+")
+    if figure is not None:
+        drawing = commands.add_parser("figure", help="draw the results as a PNG figure")
+        drawing.add_argument("files", nargs="+")
+        drawing.add_argument("--out", required=True)
     args = parser.parse_args()
     if args.command == "run":
         run(args)
+    elif args.command == "figure":
+        figure(args.files, args.out)
     else:
         print(table(args.files))
 
 
-def train_and_record(spec_file, overrides, out: str, **labels) -> dict:
+def train_and_record(spec_file, overrides, out: str, curves=(), **labels) -> dict:
     """Train `spec_file` with `overrides` (--set values) into a throwaway folder; append its test
-    accuracy and time, with `labels`, to the JSON-lines file `out`; return the record."""
+    accuracy and time (wall, and the process's CPU time: on a shared machine the wall time
+    says more about the neighbours), with `labels` and the per-epoch values of the figures
+    named in `curves` (e.g. accuracy, val_accuracy), to the JSON-lines file `out`; return the
+    record."""
     import keras
 
     import zoo
 
-    began = time.monotonic()
+    began, cpu_began = time.monotonic(), time.process_time()
     with tempfile.TemporaryDirectory() as output:
         result = zoo.train(spec_file, output=output, log=lambda _: None, overrides=overrides)
     keras.backend.clear_session()  # the next run builds its model afresh
+    epochs = [epoch for phase in result.history.values() for epoch in phase]
     record = {**labels, "test_accuracy": result.metrics["accuracy"],
-              "seconds": round(time.monotonic() - began, 1)}
+              "seconds": round(time.monotonic() - began, 1),
+              "cpu_seconds": round(time.process_time() - cpu_began, 1),
+              **{name: [epoch[name] for epoch in epochs] for name in curves}}
     print(json.dumps(record), flush=True)
     with open(out, "a") as handle:
         handle.write(json.dumps(record) + "\n")
