@@ -109,21 +109,19 @@ def edit_layers(base: Sequence, edits: Mapping) -> Sequence:
     one below it then takes the one above, as any unnamed input does); `name: {type: args}`
     merges into it as a mapping does (the same type: its arguments key by key; another type:
     replaced, keeping the name)."""
-    named = {node_name(node): index for index, node in enumerate(base)}
-    named.pop(None, None)
-    changed = {}
-    for name, edit in edits.items():
+    named = [name for name in map(node_name, base) if name is not None]
+    for name in edits:
         if name not in named:
             raise edits.key_error(name, f"the base's layers have no layer named '{name}'"
                                         f"{suggest(name, named)}; named layers there: "
                                         f"{', '.join(named) or 'none'}")
-        changed[named[name]] = None if edit is None else _edited_node(base[named[name]], edits,
-                                                                       name)
     result = Sequence(location=edits.location, path=base.path)
     for index, node in enumerate(base):
-        if changed.get(index, node) is not None:
-            result.append_located(changed.get(index, node), base.item_locations[index]
-                                  if index not in changed else edits.where(node_name(node))[0])
+        name = node_name(node)
+        if name not in edits:
+            result.append_located(node, base.item_locations[index])
+        elif edits[name] is not None:  # null: dropped
+            result.append_located(_edited_node(node, edits, name), edits.where(name)[0])
     _check_no_input_dropped(result, edits)
     return result
 
@@ -177,7 +175,7 @@ def _check_layer_edits_found_a_base(document: Mapping) -> None:
     blocks = model.get("blocks") if isinstance(model.get("blocks"), Mapping) else {}
     for owner in (model, *blocks.values()):
         layers = owner.get("layers") if isinstance(owner, Mapping) else None
-        if isinstance(layers, Mapping) and is_layer_list(layers):
+        if isinstance(layers, Mapping):
             raise SpecError(layers.location, layers.path, "a mapping of layer names edits the "
                             "list of layers of a spec this one extends, and no base spec has "
                             f"{layers.path} to edit; write the layers as a list")
