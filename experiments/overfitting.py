@@ -16,7 +16,6 @@ figure of the epoch. Every arm is the SPEC below with --set values, nothing else
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import sys
@@ -25,7 +24,8 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from experiments.report import command_line, mean_and_spread, train_and_record  # noqa: E402
+from experiments.report import (  # noqa: E402
+    command_line, mean_and_spread, read_records, train_and_record)
 
 # Two wide hidden layers (1.9 M weights for 1,000 images), plain SGD with momentum: nothing
 # in the spec itself holds the network back. The dropout layers are there at rate 0.
@@ -86,12 +86,9 @@ def run(args) -> None:
                              measure=measured, arm=arm, seed=seed)
 
 
-def _records(files) -> list[dict]:
-    return [json.loads(line) for file in files for line in Path(file).read_text().splitlines()]
-
 
 def table(files) -> str:
-    records = _records(files)
+    records = read_records(files)
     lines = ["| arm | train accuracy % | test accuracy % | gap (points) | epochs trained | "
              "lowest validation loss at epoch | validation loss of the export |",
              "|---|---|---|---|---|---|---|"]
@@ -120,7 +117,7 @@ def curves(files, path: str, seed: int = 0) -> None:
     """Per-epoch training and validation loss and accuracy of each arm, for one seed."""
     from matplotlib.figure import Figure
 
-    records = {record["arm"]: record for record in _records(files) if record["seed"] == seed}
+    records = {record["arm"]: record for record in read_records(files) if record["seed"] == seed}
     figure = Figure(figsize=(11, 4.2), layout="constrained")
     panels = figure.subplots(1, 2)
     for (arm, record), colour in zip(((arm, records[arm]) for arm in ARMS if arm in records),

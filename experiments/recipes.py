@@ -15,7 +15,6 @@ epochs 10 and 13, flips and 4-pixel crops). Each variant adds one thing to the b
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -23,7 +22,8 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from experiments.report import command_line, mean_and_spread, train_and_record  # noqa: E402
+from experiments.report import (  # noqa: E402
+    command_line, mean_and_spread, read_records, train_and_record)
 
 SPECS = Path(__file__).resolve().parents[1] / "specs"
 BASELINES = {
@@ -55,7 +55,7 @@ def run(args) -> None:
 
 
 def table(files) -> str:
-    records = [json.loads(line) for file in files for line in Path(file).read_text().splitlines()]
+    records = read_records(files)
     specs = [spec for spec in BASELINES if any(record["spec"] == spec for record in records)]
     lines = ["| variant | " + " | ".join(f"{spec}, test accuracy %" for spec in specs) + " |",
              "|---" * (len(specs) + 1) + "|"]

@@ -13,7 +13,6 @@ EPOCHS epochs.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -21,7 +20,8 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from experiments.report import command_line, mean_and_spread, train_and_record  # noqa: E402
+from experiments.report import (  # noqa: E402
+    command_line, mean_and_spread, read_records, train_and_record)
 
 SPECS = Path(__file__).resolve().parents[1] / "specs"
 NETWORKS = ("lstm", "bilstm", "lenet")
@@ -43,7 +43,7 @@ def table(files) -> str:
     from zoo.macs import format_macs, model_macs
     from zoo.summary import parameter_counts
 
-    records = [json.loads(line) for file in files for line in Path(file).read_text().splitlines()]
+    records = read_records(files)
     lines = ["| spec | parameters | MACs per image | test accuracy % | seconds per run |",
              "|---|---|---|---|---|"]
     for spec in NETWORKS:

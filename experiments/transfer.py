@@ -44,7 +44,7 @@ import tensorflow as tf  # noqa: E402
 import zoo  # noqa: E402
 from zoo.data import load_split  # noqa: E402
 from zoo.evaluation import evaluate_export  # noqa: E402
-from experiments.report import command_line, mean_and_spread  # noqa: E402
+from experiments.report import command_line, mean_and_spread, read_records  # noqa: E402
 
 LENET = Path(__file__).resolve().parents[1] / "specs" / "lenet.yaml"
 SOURCE_CLASSES, TARGET_CLASSES = range(0, 5), range(5, 10)
@@ -128,7 +128,7 @@ def run(args) -> None:
 
 
 def table(files) -> str:
-    records = [json.loads(line) for file in files for line in Path(file).read_text().splitlines()]
+    records = read_records(files)
 
     budgets = sorted({record["labels"] for record in records})
     lines = ["| start | " + " | ".join(f"{labels} labels" for labels in budgets) + " |",

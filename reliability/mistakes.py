@@ -20,6 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 LENET = f"extends: {ROOT / 'specs' / 'lenet.yaml'}\n"
 MLP = f"extends: {ROOT / 'specs' / 'mlp.yaml'}\n"
+RESNET20 = f"extends: {ROOT / 'specs' / 'resnet20.yaml'}\n"
 SDAE = f"extends: {ROOT / 'specs' / 'stacked_denoising_autoencoder.yaml'}\n"
 UNET = f"extends: {ROOT / 'specs' / 'unet.yaml'}\n"
 DBN = f"extends: {ROOT / 'specs' / 'dbn.yaml'}\n"
@@ -352,6 +353,19 @@ MISTAKES = (
             + "    - pair\n",
             "SPEC:5:24: model.blocks.pair.outputs[1]: undefined node 'secnd' (did you mean "
             "'second'?)", "build"),
+    # --- editing a base's layers by name ----------------------------------------------------
+    Mistake("a misspelt layer name when editing a base's block",
+            RESNET20 + "model:\n  blocks:\n    basic:\n      layers: {shortcut_pol: null}\n",
+            "SPEC:5:16: model.blocks.basic.layers.shortcut_pol: the base's layers have no layer "
+            "named 'shortcut_pol' (did you mean 'shortcut_pool' or 'shortcut_pad'?); named "
+            "layers there: conv1, bn1, relu1, conv2, bn2, shortcut_pool, shortcut_pad, add, out",
+            "load"),
+    Mistake("a shortcut dropped while the add still takes it",
+            RESNET20 + "model:\n  blocks:\n    basic:\n      layers: {shortcut_pool: null, "
+            "shortcut_pad: null}\n",
+            f"SPEC:5:51: model.blocks.basic.layers.shortcut_pad: layer 'shortcut_pad' is dropped, "
+            f"but 'add' ({ROOT / 'specs' / 'templates' / 'resnet_cifar.yaml'}:32:36) takes it as "
+            "input; change 'add' too, e.g. add: {add: {inputs: ...}}, or drop it", "load"),
     Mistake("shapes that cannot be added",
             "model:\n  inputs: {image: [8, 8, 1]}\n  layers:\n    - flatten: {name: flat}\n"
             "    - dense: {units: 10, name: a}\n    - dense: {units: 5, name: b, inputs: flat}\n"

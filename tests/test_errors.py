@@ -256,6 +256,45 @@ def test_extends_cycle(write_spec):
                                  "spec.yaml -> base.yaml -> spec.yaml")
 
 
+BASE_LAYERS = """\
+model:
+  inputs: {x: [8]}
+  layers:
+    - dense: {name: hidden, units: 4}
+    - dense: {name: skip, units: 4, inputs: x}
+    - add: {name: sum, inputs: [hidden, skip]}
+"""
+
+
+@pytest.mark.parametrize("edits, message", [
+    ("{hiden: null}", "spec.yaml:2:18: model.layers.hiden: the base's layers have no layer named "
+                      "'hiden' (did you mean 'hidden'?); named layers there: hidden, skip, sum"),
+    ("{skip: null}", "spec.yaml:2:24: model.layers.skip: layer 'skip' is dropped, but 'sum' "
+                     "(base.yaml:6:32) takes it as input; change 'sum' too, e.g. sum: {add: "
+                     "{inputs: ...}}, or drop it"),
+    ("{sum: [add]}", "spec.yaml:2:23: model.layers.sum: expected a layer to merge into 'sum', "
+                     "such as {add: {...}}, or null to drop it, received a list"),
+    ("{sum: {add: 5}}", "spec.yaml:2:29: model.layers.sum.add: expected the arguments of 'add' "
+                        "as a mapping, received the integer 5"),
+])
+def test_editing_the_base_layers_by_name(write_spec, edits, message):
+    write_spec(BASE_LAYERS, "base.yaml")
+    with pytest.raises(zoo.SpecError) as caught:
+        zoo.load_spec(write_spec(f"extends: base.yaml\nmodel: {{layers: {edits}}}\n"))
+    assert str(caught.value) == message
+
+
+def test_layer_edits_with_no_base_list_to_edit(write_spec):
+    write_spec(BASE_LAYERS, "base.yaml")
+    with pytest.raises(zoo.SpecError) as caught:
+        zoo.load_spec(write_spec("extends: base.yaml\nmodel:\n  blocks:\n    b:\n"
+                                 "      layers: {conv1: null}\n"))
+    assert str(caught.value) == ("spec.yaml:5:15: model.blocks.b.layers: a mapping of layer "
+                                 "names edits the list of layers of a spec this one extends, "
+                                 "and no base spec has model.blocks.b.layers to edit; write the "
+                                 "layers as a list")
+
+
 def test_extends_a_missing_file(write_spec):
     with pytest.raises(zoo.SpecError) as caught:
         zoo.load_spec(write_spec("extends: base.yaml\n"))

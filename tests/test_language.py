@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 
 import zoo
+from conftest import ROOT
 from zoo.expressions import ExpressionError, evaluate
+from zoo.graph import expand
 
 
 def layer_names(model):
@@ -232,6 +234,50 @@ def test_errors_in_inherited_values_point_into_the_base_file(write_spec):
     with pytest.raises(zoo.SpecError, match=r"^base.yaml:3:28: model.layers\[0\].dense.units: "
                                             r"undefined variable 'units'"):
         zoo.build_model(write_spec("extends: base.yaml\n"))
+
+
+RESIDUAL = """
+    model:
+      inputs: {x: [8]}
+      layers:
+        - dense: {name: hidden, units: 8}
+        - dense: {name: shortcut, units: 8, inputs: x}
+        - add: {name: sum, inputs: [shortcut, hidden]}
+        - dense: {name: out, units: 2, activation: softmax}
+"""
+
+
+def test_a_mapping_drops_named_layers_of_the_base_and_the_next_takes_the_one_above(write_spec):
+    write_spec(RESIDUAL, "base.yaml")
+    model = zoo.build_model(write_spec("extends: base.yaml\n"
+                                       "model: {layers: {shortcut: null, sum: null}}\n"))
+    assert layer_names(model) == ["x", "hidden", "out"]
+    assert model.get_layer("out").input is model.get_layer("hidden").output
+
+
+def test_a_mapping_merges_into_a_named_layer_or_replaces_it_keeping_its_name(write_spec):
+    write_spec(RESIDUAL, "base.yaml")
+    model = zoo.build_model(write_spec("""
+        extends: base.yaml
+        model:
+          layers:
+            out: {dense: {units: 3}}                          # the same type: merged
+            sum: {multiply: {inputs: [shortcut, hidden]}}     # another type: replaced
+    """))
+    assert set(layer_names(model)) == {"x", "hidden", "shortcut", "sum", "out"}
+    assert type(model.get_layer("sum")).__name__ == "Multiply"
+    assert (model.get_layer("out").units, model.get_layer("out").activation.__name__) == (
+        3, "softmax")
+
+
+def test_plain_nets_are_the_resnets_without_their_shortcuts():
+    # their parameter counts, equal, are checked with every spec's `expect` (test_specs.py)
+    residual, plain = ([layer.name for layer in expand(zoo.load_spec(ROOT / "specs" / file)).layers]
+                       for file in ("resnet20.yaml", "plain20.yaml"))
+    shortcut_layers = {name for name in residual if name.endswith(
+        ("_add", "_shortcut_pool", "_shortcut_pad"))}
+    assert len(shortcut_layers) == 9 + 2 + 2  # an add per block, option A where stages stride
+    assert plain == [name for name in residual if name not in shortcut_layers]
 
 
 def test_set_overrides_any_value_with_yaml(write_spec):

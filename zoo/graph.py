@@ -32,7 +32,7 @@ from zoo.names import (Refused, check_dtype, default_layer_name, layer_class, re
 from zoo.sections import MAX_BLOCK_NESTING, MAX_LAYERS, MAX_REPEAT
 from zoo.tables import check_keys, check_mapping
 from zoo.source import Location, Mapping, Sequence, SpecError, describe, plain, suggest
-from zoo.spec import Spec
+from zoo.spec import Spec, node_name
 from zoo.values import Integer
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
@@ -121,10 +121,9 @@ class _Expander:
         """Literal node names and their lines, to explain a reference to a node further down."""
         names = {}
         for index, node in enumerate(nodes):
-            if isinstance(node, Mapping) and len(node) == 1:
-                args = next(iter(node.values()))
-                if isinstance(args, Mapping) and isinstance(args.get("name"), str):
-                    names[args["name"]] = (index, args.where("name")[0])
+            name = node_name(node)
+            if name is not None:
+                names[name] = (index, next(iter(node.values())).where("name")[0])
         return names
 
     def expand_node(self, nodes: Sequence, index: int, scope: _Scope, previous, declared_below):

@@ -472,14 +472,19 @@ EXPECT = Table("expect", (
 
 # The model section's own language, as JSON Schema for editors (zoo/graph.py checks it).
 _SHAPE = {"type": "array", "items": {"type": ["integer", "null"]}}
-_NODES = {"type": "array", "minItems": 1, "items": {"anyOf": [
+_NODE = {"anyOf": [
     {"type": "string", "description": "a layer type or block with no arguments, e.g. flatten"},
     {"type": "object", "minProperties": 1, "maxProperties": 1,
      "description": "a layer type or block mapped to its arguments, e.g. dense: {units: 10}",
      "properties": {"repeat": {"type": "object", "required": ["block"], "additionalProperties":
                                False, "properties": {key: {} for key in (
                                    "block", "times", "name", "start", "with", "each", "at",
-                                   "inputs", "when")}}}}]}}
+                                   "inputs", "when")}}}}]}
+_NODES = {"anyOf": [
+    {"type": "array", "minItems": 1, "items": _NODE},
+    {"type": "object", "description": "in a spec that extends another: the base's layers "
+     "edited by name, each name -> a layer merged into it, or null to drop it",
+     "additionalProperties": {"anyOf": [{"type": "null"}, _NODE]}}]}
 _INPUT = {"anyOf": [_SHAPE, {"type": "object", "additionalProperties": False, "properties": {
     "shape": _SHAPE, "dtype": {"type": "string"}}}]}
 _BLOCK = {"type": "object", "additionalProperties": False, "properties": {
@@ -492,7 +497,8 @@ MODEL = Table("model", (
         "type": "object", "additionalProperties": _INPUT}), REQUIRED,
         "input name -> shape without the batch axis, or {shape, dtype}"),
     Key("layers", Structure(Sequence, "a non-empty list of layers", _NODES), REQUIRED,
-        "the nodes, applied in order"),
+        "the nodes, applied in order; in a spec that extends another, a mapping edits the "
+        "base's list by layer name (`{add: null}` drops `add`)"),
     Key("outputs", Either(Text("predictions"), ListOf(Text("predictions")),
                           words="a node name or a list of them"), None,
         "the node or nodes the model returns", "the last node"),

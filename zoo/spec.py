@@ -55,7 +55,10 @@ def merge(base, override, table: Table | None = TOP):
     A Keras object (or pretraining method) written `{name: arguments}` is replaced whole when
     the override names another object: a spec that extends an SGD recipe with
     `optimizer: {adam: {...}}` means Adam, not both. `table` says what the mappings are
-    (None: free-form, as in `model`)."""
+    (None: free-form, as in `model`). A list of layers (the model's or a block's) overridden
+    by a mapping is edited by layer name (`edit_layers`)."""
+    if isinstance(base, Sequence) and isinstance(override, Mapping) and is_layer_list(override):
+        return edit_layers(base, override)
     if not (isinstance(base, Mapping) and isinstance(override, Mapping)):
         return override
     if table is NAMED_OBJECT and set(base) != set(override):
@@ -79,6 +82,103 @@ def _inner_table(table: Table | None, key) -> Table | None:
     if isinstance(kind, Section):
         return kind.table
     return NAMED_OBJECT if isinstance(kind, (KerasObject, Schedule, PretrainMethod)) else None
+
+
+# --- editing a base's layers by name --------------------------------------------------------
+
+_LAYER_LIST = re.compile(r"^model\.(blocks\.[^.]+\.)?layers$")
+
+
+def is_layer_list(value) -> bool:
+    """Whether `value` sits where a list of layers goes: model.layers, model.blocks.X.layers."""
+    return bool(_LAYER_LIST.match(value.path))
+
+
+def node_name(node):
+    """The literal `name` a node of a layer list gives itself (a layer, block or repeat), or
+    None."""
+    if isinstance(node, Mapping) and len(node) == 1:
+        args = next(iter(node.values()))
+        if isinstance(args, Mapping) and isinstance(args.get("name"), str):
+            return args["name"]
+    return None
+
+
+def edit_layers(base: Sequence, edits: Mapping) -> Sequence:
+    """The base's list of layers with the named ones changed: `name: null` drops the layer (the
+    one below it then takes the one above, as any unnamed input does); `name: {type: args}`
+    merges into it as a mapping does (the same type: its arguments key by key; another type:
+    replaced, keeping the name)."""
+    named = [name for name in map(node_name, base) if name is not None]
+    for name in edits:
+        if name not in named:
+            raise edits.key_error(name, f"the base's layers have no layer named '{name}'"
+                                        f"{suggest(name, named)}; named layers there: "
+                                        f"{', '.join(named) or 'none'}")
+    result = Sequence(location=edits.location, path=base.path)
+    for index, node in enumerate(base):
+        name = node_name(node)
+        if name not in edits:
+            result.append_located(node, base.item_locations[index])
+        elif edits[name] is not None:  # null: dropped
+            result.append_located(_edited_node(node, edits, name), edits.where(name)[0])
+    _check_no_input_dropped(result, edits)
+    return result
+
+
+def _edited_node(node: Mapping, edits: Mapping, name: str) -> Mapping:
+    edit = edits[name]
+    if isinstance(edit, str):  # a layer type alone
+        edit = Mapping({edit: None}, location=edits.where(name)[0], path=edits.child_path(name))
+        edit.key_locations[next(iter(edit))] = edit.location
+    if not (isinstance(edit, Mapping) and len(edit) == 1):
+        raise edits.error(name, f"expected a layer to merge into '{name}', such as "
+                                f"{{{next(iter(node))}: {{...}}}}, or null to drop it, received "
+                                f"{describe(edit)}")
+    (kind, args), = edit.items()
+    if args is None:
+        args = Mapping(location=edit.key_locations[kind], path=edit.child_path(kind))
+        edit.set(kind, args, args.location, edit.key_locations[kind])
+    if not isinstance(args, Mapping):
+        raise edit.error(kind, f"expected the arguments of '{kind}' as a mapping, received "
+                               f"{describe(args)}")
+    merged = merge(node, edit, NAMED_OBJECT)
+    merged_args = merged[kind]
+    if "name" not in merged_args:  # another type: the layer keeps its name
+        merged_args.set("name", name, edits.key_locations[name])
+    return merged
+
+
+def _check_no_input_dropped(nodes: Sequence, edits: Mapping) -> None:
+    """A dropped layer that a remaining one names as input: said at the drop, not as an
+    undefined name in the base file."""
+    dropped = [name for name, edit in edits.items() if edit is None]
+    for node in nodes:
+        args = next(iter(node.values())) if isinstance(node, Mapping) and len(node) == 1 \
+            else None
+        wanted = args.get("inputs") if isinstance(args, Mapping) else None
+        for name in [wanted] if isinstance(wanted, str) else wanted or ():
+            if name in dropped:
+                user = node_name(node) or "a layer"
+                where = args.where("inputs")[0]
+                raise edits.error(name, f"layer '{name}' is dropped, but '{user}' ({where}) "
+                                        f"takes it as input; change '{user}' too, e.g. "
+                                        f"{user}: {{{next(iter(node))}: {{inputs: ...}}}}, or "
+                                        "drop it")
+
+
+def _check_layer_edits_found_a_base(document: Mapping) -> None:
+    """A mapping left where a list of layers goes had no base list to edit."""
+    model = document.get("model")
+    if not isinstance(model, Mapping):
+        return
+    blocks = model.get("blocks") if isinstance(model.get("blocks"), Mapping) else {}
+    for owner in (model, *blocks.values()):
+        layers = owner.get("layers") if isinstance(owner, Mapping) else None
+        if isinstance(layers, Mapping):
+            raise SpecError(layers.location, layers.path, "a mapping of layer names edits the "
+                            "list of layers of a spec this one extends, and no base spec has "
+                            f"{layers.path} to edit; write the layers as a list")
 
 
 def _is_file(path: str) -> bool:
@@ -178,6 +278,7 @@ def spec_from_text(text: str, overrides=(), name: str = "spec") -> Spec:
 
 def _validated(document: Mapping, file: str, name: str, overrides) -> Spec:
     """A loaded document with the --set overrides applied, every section checked."""
+    _check_layer_edits_found_a_base(document)
     for assignment in overrides:
         apply_override(document, assignment)
     check_table(document, TOP)
