@@ -61,7 +61,9 @@ WEIGHT_DECAY = ["train.weight_decay=0.0005"]
 # Stops after 5 epochs without a lower validation loss and exports the best epoch's weights
 EARLY_STOPPING = ["train.early_stopping={monitor: val_loss, patience: 5}"]
 ARMS = {"none": [], "dropout": DROPOUT, "weight decay": WEIGHT_DECAY,
-        "early stopping": EARLY_STOPPING, "all three": DROPOUT + WEIGHT_DECAY + EARLY_STOPPING}
+        "early stopping": EARLY_STOPPING,
+        "early stopping on accuracy": ["train.early_stopping={monitor: val_accuracy, patience: 5}"],
+        "all three": DROPOUT + WEIGHT_DECAY + EARLY_STOPPING}
 TRAINED_ON = "train[:1000]"
 
 
@@ -121,7 +123,7 @@ def curves(files, path: str, seed: int = 0) -> None:
     figure = Figure(figsize=(11, 4.2), layout="constrained")
     panels = figure.subplots(1, 2)
     for (arm, record), colour in zip(((arm, records[arm]) for arm in ARMS if arm in records),
-                                     ("C0", "C1", "C2", "C3", "C4")):
+                                     ("C0", "C1", "C2", "C3", "C5", "C4")):
         epochs = range(1, len(record["history"]) + 1)
         for axes, name in zip(panels, ("loss", "accuracy")):
             axes.plot(epochs, [epoch[name] for epoch in record["history"]], color=colour,

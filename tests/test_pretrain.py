@@ -50,13 +50,19 @@ def changed(before, after):
             if any(not np.array_equal(a, b) for a, b in zip(before[name], after[name]))}
 
 
-def test_each_phase_trains_its_layers_and_only_those(write_spec, tmp_path):
-    spec = zoo.load_spec(write_spec(SDAE))
+def model_and_phases(spec_file):
+    """A two-layer pretrained classifier and its phases: two greedy stages, head, fine-tuning."""
+    spec = zoo.load_spec(spec_file)
     splits = load_splits(spec, "train", download=False)
     model = zoo.build_model(spec)
     steps = phases(spec, model, splits, splits)
     assert [step.name for step in steps] == [
         "pretrain-1-hidden1", "pretrain-2-hidden2", "head", "finetune"]
+    return model, steps
+
+
+def test_each_phase_trains_its_layers_and_only_those(write_spec, tmp_path):
+    model, steps = model_and_phases(write_spec(SDAE))
     expected = [{"hidden1"}, {"hidden2"}, {"predictions"}, {"hidden1", "hidden2", "predictions"}]
     strategy = tf.distribute.get_strategy()
     everything = {layer.name for layer in model.layers}
@@ -96,12 +102,7 @@ def test_the_next_phase_starts_from_the_pretrained_weights_after_a_restart(write
 
 
 def test_an_rbm_stage_lowers_the_reconstruction_error_and_trains_its_layer(write_spec, tmp_path):
-    spec = zoo.load_spec(write_spec(DBN))
-    splits = load_splits(spec, "train", download=False)
-    model = zoo.build_model(spec)
-    steps = phases(spec, model, splits, splits)
-    assert [step.name for step in steps] == [
-        "pretrain-1-hidden1", "pretrain-2-hidden2", "head", "finetune"]
+    model, steps = model_and_phases(write_spec(DBN))
     everything = {layer.name for layer in model.layers}
     for step, layer in zip(steps[:2], ("hidden1", "hidden2")):
         rbm = step.model.get_layer(f"{layer}_pretrain_rbm")
