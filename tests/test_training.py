@@ -323,33 +323,33 @@ def test_augmentation_draws_a_flip_and_a_crop_for_each_image_of_a_batch():
     assert len({(top, left) for _, top, left in draws}) > 10  # of the 25 places
 
 
-def test_dataset_problems_are_clear(tiny, tfds_data_dir):
-    missing = run("train.py", "tiny.yaml", "--set", "data.dataset=mnist", cwd=tiny)
-    assert missing.returncode == 2
-    assert missing.stderr == (
+def test_dataset_problems_are_clear(tiny, tfds_data_dir, monkeypatch, capsys):
+    monkeypatch.chdir(tiny)
+
+    def train_with(setting):  # `zoo train` in this process: four new processes took 30 s
+        assert cli.main(["train", "tiny.yaml", "--set", setting]) == 2
+        return capsys.readouterr().err
+
+    assert train_with("data.dataset=mnist") == (
         f"error: --set data.dataset:1:1: data.dataset: dataset 'mnist' is not in {tfds_data_dir} "
         "(set TFDS_DATA_DIR if it is elsewhere); run again with --download to fetch it (needs "
         "network), or try the spec offline with --set data.dataset=mnist_subset (5,000 embedded "
         "MNIST digits) or digits\n")
-    unknown = run("train.py", "tiny.yaml", "--set", "data.dataset=mnsit", cwd=tiny)
-    assert unknown.returncode == 2
-    assert unknown.stderr == (
+    assert train_with("data.dataset=mnsit") == (
         "error: --set data.dataset:1:1: data.dataset: unknown dataset 'mnsit' (did you mean "
         "'mnist' or 'kmnist' or 'emnist'?); use a TFDS name (e.g. mnist, cifar10), an embedded one "
         "(mnist_subset, digits) or a folder of images with one sub-folder per class\n")
-    split = run("train.py", "tiny.yaml", "--set", "data.train_split=training", cwd=tiny)
-    assert split.returncode == 2
-    assert split.stderr.startswith(
+    assert train_with("data.train_split=training").startswith(
         "error: --set data.train_split:1:1: data.train_split: dataset 'digits' has no split "
         "'training' (did you mean 'train'?); its splits: train, test; name one with --set "
         "data.train_split=train (")
-    validation = run("train.py", "tiny.yaml", "--set", "data.validation_split=val", cwd=tiny)
-    assert validation.stderr.startswith(
+    assert train_with("data.validation_split=val").startswith(
         "error: --set data.validation_split:1:1: data.validation_split: dataset 'digits' has no "
         "split 'val'; its splits: train, test; name one with --set data.validation_split=test (")
 
 
-def test_any_spec_runs_on_any_dataset_resizing_and_converting_channels(tmp_path):
+def test_any_spec_runs_on_any_dataset_resizing_and_converting_channels(tmp_path, monkeypatch,
+                                                                      capsys):
     from PIL import Image
 
     rng = np.random.default_rng(0)
@@ -359,21 +359,20 @@ def test_any_spec_runs_on_any_dataset_resizing_and_converting_channels(tmp_path)
             pixels = rng.integers(0, 60, (12, 10, 3)).astype(np.uint8)
             pixels[..., colour] = 200
             Image.fromarray(pixels).save(tmp_path / "photos" / label / f"{index}.png")
-    result = run("train.py", ROOT / "specs" / "lenet.yaml", "--output", "exports",
-                 "--set", "data.dataset=photos", "--set", "train.epochs=2",
-                 "--set", "data.train_split=all", "--set", "data.eval_split=test", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["train", str(ROOT / "specs" / "lenet.yaml"), "--output", "exports",
+                     "--set", "data.dataset=photos", "--set", "train.epochs=2",
+                     "--set", "data.train_split=all", "--set", "data.eval_split=test"]) == 0
     assert ("model.vars.classes = 2 (dataset photos has 2 classes; the spec said 10)"
-            in result.stdout)
+            in capsys.readouterr().out)
     metadata = json.loads((tmp_path / "exports" / "lenet" / "1" / "metadata.json").read_text())
     assert metadata["input"]["shape"] == [None, None, None, 3]
     assert metadata["class_names"] == ["blue", "red"]
     wide = np.zeros((7, 30, 3), np.uint8)
     wide[..., 0] = 200
     Image.fromarray(wide).save(tmp_path / "photos" / "red" / "wide.png")  # another size
-    result = run("evaluate.py", "exports/lenet", "--split", "all", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert "photos / all: 41 examples" in result.stdout
+    assert cli.main(["evaluate", "exports/lenet", "--split", "all"]) == 0
+    assert "photos / all: 41 examples" in capsys.readouterr().out
 
 
 def test_autoencoder_exports_reconstruction_and_code(tmp_path, monkeypatch, capsys):
