@@ -144,3 +144,12 @@ def test_layers_compares_stock_and_zoo_layers():
         ("lrn", "float32", "formula"), ("lrn", "mixed_bfloat16", "formula"),
         ("grouped_conv", "float32", "keras"), ("grouped_conv", "mixed_bfloat16", "keras")]
     assert all(float(row[4]) > 0 and float(row[5]) > 0 for row in rows)
+
+
+def test_precision_by_layer_compares_float32_and_bfloat16_training():
+    (row,) = smoke_table("precision_by_layer.py", ["layer type", "MMACs/image",
+                                                   "float32 images/s", "mixed_bfloat16 images/s",
+                                                   "ratio"])
+    assert row[0].strip() == "dense" and float(row[1]) == 4.2  # 3072x1024 + 1024x1024 + ...
+    float32, bfloat16, ratio = map(float, row[2:])
+    assert ratio == pytest.approx(bfloat16 / float32, abs=0.01)

@@ -702,6 +702,8 @@ def test_the_python_api_trains_a_spec_given_as_text(tmp_path, monkeypatch):
         zoo.train(TINY.replace("epochs: 3", "epochs: many"), output="out")
     assert str(error.value) == ("<spec>:13:11: train.epochs: expected a positive integer, "
                                 "received the string 'many'")
+    model = zoo.build_model(TINY, ["model.vars.classes=3"])  # text, as zoo.train takes it
+    assert (model.name, model.output_shape) == ("spec", (None, 3))
 
 
 def test_figures_on_a_validation_split_are_labelled_with_it(tmp_path, monkeypatch):

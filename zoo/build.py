@@ -10,14 +10,14 @@ from zoo.graph import Graph, LayerNode, expand
 from zoo.names import (Refused, argument_object, check_arguments, check_dtype, first_lines,
                        missing_arguments)
 from zoo.source import SpecError
-from zoo.spec import Spec, load_spec
+from zoo.spec import as_spec
 
 FRAMES_PER_LAYER = 2  # Python frames Keras's recursive graph walks take per layer (allow_depth)
 
 
-def build_model(spec_or_path, overrides=()) -> keras.Model:
-    """A Keras functional model from a Spec or a spec file path."""
-    spec = spec_or_path if isinstance(spec_or_path, Spec) else load_spec(spec_or_path, overrides)
+def build_model(spec, overrides=()) -> keras.Model:
+    """A Keras functional model from a spec file's path, YAML text or a loaded Spec."""
+    spec = as_spec(spec, overrides)
     return model_from_graph(expand(spec), spec.name)
 
 

@@ -30,7 +30,7 @@ from zoo.pipeline import eval_split_name, load_splits, split_of, upscaling_note
 from zoo.preflight import check_before_training, check_model_takes_images
 from zoo.pretrain import phases
 from zoo.source import SpecError, plain
-from zoo.spec import Spec, load_spec, spec_from_text
+from zoo.spec import Spec, as_spec
 from zoo.tracking import MlflowRun, check_tracker
 from zoo.training import final_figures, run_phases, stop_between_steps_on_ctrl_c
 from zoo.weights import initial_weights
@@ -70,7 +70,7 @@ def train(spec, *, overrides=(), output: str = "exports", strategy: str | None =
     """
     if logical_cpus:
         split_logical_cpus(logical_cpus)
-    spec = _as_spec(spec, overrides)
+    spec = as_spec(spec, overrides)
     size_thread_pools(spec.train)
     distribution = choose_strategy(strategy)
     chief = is_chief(distribution)
@@ -176,16 +176,6 @@ def chance_level(spec: Spec, info: DataInfo, final: dict) -> str | None:
             f"{info.num_classes} classes): the network learned nothing. Look at the loss per "
             "epoch: a learning rate too large or too small, too few epochs, or preprocessing "
             "the export does not match are the usual causes")
-
-
-def _as_spec(spec, overrides) -> Spec:
-    if isinstance(spec, Spec):
-        if overrides:
-            raise TypeError("overrides go with a spec file or text; a loaded Spec is final")
-        return spec
-    if isinstance(spec, str) and "\n" in spec:
-        return spec_from_text(spec, overrides)
-    return load_spec(spec, overrides)
 
 
 def size_thread_pools(train) -> None:

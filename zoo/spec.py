@@ -276,6 +276,18 @@ def spec_from_text(text: str, overrides=(), name: str = "spec") -> Spec:
     return _validated(_load_document(file, text=text), file, name, overrides)
 
 
+def as_spec(spec, overrides=()) -> Spec:
+    """A Spec from what the API's functions take: a spec file's path, YAML text (a string of
+    several lines), or a loaded Spec (final: no overrides)."""
+    if isinstance(spec, Spec):
+        if overrides:
+            raise TypeError("overrides go with a spec file or text; a loaded Spec is final")
+        return spec
+    if isinstance(spec, str) and "\n" in spec:
+        return spec_from_text(spec, overrides)
+    return load_spec(spec, overrides)
+
+
 def _validated(document: Mapping, file: str, name: str, overrides) -> Spec:
     """A loaded document with the --set overrides applied, every section checked."""
     _check_layer_edits_found_a_base(document)
