@@ -20,17 +20,15 @@ import fcntl
 import hashlib
 import json
 import os
-import re
 import shutil
 import tempfile
-import contextlib
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 
 import tensorflow as tf
 
 from zoo.files import atomic_path, write_failure, write_json_atomically
-from zoo.source import SpecError
+from zoo.source import SpecError, dotted_parts
 
 
 @contextmanager
@@ -96,8 +94,7 @@ def adopt_lowered_rate(checkpoints: str, document: dict, fingerprint: str) -> st
 def _without(document: dict, dotted: str) -> dict:
     """A copy of a plain document without the value at a dotted path (train.stages[1].x)."""
     document = json.loads(json.dumps(document, default=str))
-    *parents, last = [int(part[1:-1]) if part.startswith("[") else part
-                      for part in re.findall(r"[\w-]+|\[\d+\]", dotted)]
+    *parents, last = dotted_parts(dotted)
     container = document
     for part in parents:
         try:
@@ -228,7 +225,7 @@ class RunState:
             return bool(older)
         if not older:
             shutil.rmtree(self.directory, ignore_errors=True)
-            with contextlib.suppress(OSError):  # other phases' checkpoints are in it
+            with suppress(OSError):  # other phases' checkpoints are in it
                 os.rmdir(os.path.dirname(self.directory))
             return False
         for file in tf.io.gfile.glob(os.path.join(self.directory, f"ckpt{number}.*")):
@@ -245,17 +242,16 @@ class RunState:
     def best_weights(self) -> str:
         return os.path.join(self._writable_directory(), "best.weights.h5")
 
-    def save_best(self, model, epoch: int) -> None:
-        """Keep the weights of `epoch`, the best so far (every worker keeps its own copy, so
-        all of them can take it back and stay in step)."""
+    def save_best(self, model) -> None:
+        """Keep the model's weights, the best so far (every worker keeps its own copy, so all
+        of them can take it back and stay in step)."""
         os.makedirs(self._writable_directory(), exist_ok=True)
         with atomic_path(self.best_weights, suffix=".weights.h5") as partial:
             model.save_weights(partial)
-        self.extra["best_epoch"] = epoch
 
     def restore_best(self, model) -> bool:
         """Put the kept best weights back into `model`; whether there were any."""
-        if "best_epoch" not in self.extra or not os.path.exists(self.best_weights):
+        if not os.path.exists(self.best_weights):
             return False
         model.load_weights(self.best_weights)
         return True

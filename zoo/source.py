@@ -137,6 +137,13 @@ class Sequence(list):
         self.item_locations.append(location)
 
 
+def dotted_parts(dotted: str) -> list:
+    """The keys and indexes of a dotted path: 'train.stages[1].epochs' -> ['train', 'stages',
+    1, 'epochs']."""
+    return [int(part[1:-1]) if part.startswith("[") else part
+            for part in re.findall(r"[\w-]+|\[\d+\]", dotted)]
+
+
 def repath(value, path: str):
     """Give a located container (and everything inside it) a new dotted path."""
     if isinstance(value, Mapping):

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from zoo.sections import MAX_EXTENDS_DEPTH, TOP, PretrainMethod, Schedule
 from zoo.tables import Section, Table, check_table
-from zoo.source import (Location, Mapping, Sequence, SpecError, describe, load_yaml_file,
-                        parse_yaml, repath, suggest)
+from zoo.source import (Location, Mapping, Sequence, SpecError, describe, dotted_parts,
+                        load_yaml_file, parse_yaml, repath, suggest)
 from zoo.values import KerasObject, Text
 
 
@@ -232,11 +232,10 @@ def apply_override(document: Mapping, assignment: str) -> None:
                         "is read, before --set applies, so --set cannot change it; write a "
                         "spec that extends the base you want (a variant is a few lines)")
     value = parse_yaml(text, origin, dotted)
-    parts = re.findall(r"[\w-]+|\[\d+\]", dotted)
+    keys = dotted_parts(dotted)
     container = document
-    for depth, part in enumerate(parts):
-        last = depth == len(parts) - 1
-        key = int(part[1:-1]) if part.startswith("[") else part
+    for depth, key in enumerate(keys):
+        last = depth == len(keys) - 1
         if isinstance(key, int):
             if not isinstance(container, Sequence) or key >= len(container):
                 raise SpecError(Location(origin, 1, 1), "", f"'{dotted}': there is no item "

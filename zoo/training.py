@@ -391,7 +391,7 @@ def train_phase(phase: Phase, strategy, state: RunState, log=print, progress: bo
                                                   metrics[plan.early_stopping["monitor"]],
                                                   state.extra.get("stop_best")):
             with averaged_weights(optimizer, model.trainable_variables):  # what was measured
-                state.save_best(model, epoch + 1)
+                state.save_best(model)
         stop = _after_epoch(plan, state, optimizer, metrics, log)
         state.save(model, optimizer, Position(epoch + 1), plan.steps_per_epoch)
         for observer in after_epoch:
@@ -403,8 +403,9 @@ def train_phase(phase: Phase, strategy, state: RunState, log=print, progress: bo
     getattr(optimizer, "inner_optimizer", optimizer).finalize_variable_values(
         model.trainable_variables)
     if _keeps_best(plan) and state.restore_best(model):
-        log(f"{phase.title}: the weights of epoch {state.extra['best_epoch']} come back, its "
-            f"{plan.early_stopping['monitor']} the best ({state.extra['stop_best']:.4g})")
+        monitor, best = plan.early_stopping["monitor"], _best_epoch(plan, state.history)
+        log(f"{phase.title}: the weights of epoch {best + 1} come back, its {monitor} the "
+            f"best ({state.history[best][monitor]:.4g})")
     return state.history
 
 
@@ -412,17 +413,21 @@ def _keeps_best(plan: Plan) -> bool:
     return bool(plan.early_stopping) and plan.early_stopping["restore_best"]
 
 
+def _best_epoch(plan: Plan, history: list) -> int:
+    """The index of the epoch with the best monitored figure (the first, if several tie):
+    the one whose weights early stopping's `restore_best` kept."""
+    monitor, best = plan.early_stopping["monitor"], 0
+    for index, figures in enumerate(history):
+        if monitor_improved(monitor, figures[monitor], history[best][monitor]):
+            best = index
+    return best
+
+
 def final_figures(phase: Phase, history: list) -> dict:
     """The figures of the epoch whose weights `phase` ended with: the last epoch's, or with
-    early stopping's `restore_best` the best epoch's (the first, if several tie)."""
+    early stopping's `restore_best` the best epoch's."""
     plan = Plan.from_section(phase.section, phase.splits.info, phase.splits.train_size)
-    if not _keeps_best(plan):
-        return history[-1]
-    monitor, best = plan.early_stopping["monitor"], history[0]
-    for figures in history[1:]:
-        if monitor_improved(monitor, figures[monitor], best[monitor]):
-            best = figures
-    return best
+    return history[_best_epoch(plan, history)] if _keeps_best(plan) else history[-1]
 
 
 def _each_step(plan: Plan, state: RunState, model, optimizer, epoch: int,
