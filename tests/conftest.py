@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -15,6 +16,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SPECS = sorted((ROOT / "specs").glob("*.yaml"))
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# The precision probe's figures (zoo.precision) are remembered for this test session only:
+# the tests neither read nor change the user's cache.
+os.environ["ZOO_CACHE_DIR"] = tempfile.mkdtemp(prefix="zoo-test-cache-")
 
 # A classifier of the embedded 8x8 digits small enough to train in seconds.
 TINY = """\

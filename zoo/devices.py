@@ -4,10 +4,12 @@ for speed (numeric precision, XLA compilation, threads).
 `train.precision`, `train.xla` and `train.threads` in a spec override them; `auto` (the default)
 picks what the benchmarks measured fastest at equal accuracy (BENCHMARKS.md):
 
-- CPU with bfloat16 instructions (AVX512-BF16 or AMX): the `mixed_bfloat16`
-  policy (variables and the output layers stay float32). On an AMX Xeon it
-  trained ResNet-20 1.62x and LeNet 1.42x faster than float32, with the same
-  accuracy at the end of their recipes. Other CPUs: float32.
+- CPU with bfloat16 instructions (AVX512-BF16 or AMX): float32 or the
+  `mixed_bfloat16` policy (variables and the output layers stay float32),
+  whichever trains the model faster, measured (zoo.precision). On an AMX Xeon
+  bfloat16 trained ResNet-20 1.62x and LeNet 1.42x faster than float32, with
+  the same accuracy at the end of their recipes, but a MobileNet 4x slower.
+  Other CPUs: float32.
 - XLA off on a CPU: it trained ResNet-20 at 0.41x and LeNet at 0.56x the speed
   of the same step without it (AMX Xeon), ResNet-50 about 3x slower (an AMD EPYC).
 - Threads: TensorFlow's own pools (intra-op and inter-op, one thread per core
@@ -43,13 +45,15 @@ def _has_gpu() -> bool:
     return bool(tf.config.list_physical_devices("GPU"))
 
 
-def choose_precision(setting: str | None) -> str:
-    """The Keras dtype policy to train with."""
+def precision_candidates(setting: str | None) -> tuple[str, ...]:
+    """The Keras dtype policies a run may train in: the one the spec sets, else the device's
+    (two on a CPU with bfloat16 instructions, where zoo.precision measures which is faster
+    for the model)."""
     if setting not in (None, "auto"):
-        return setting
+        return (setting,)
     if _has_gpu():
-        return "mixed_float16"
-    return "mixed_bfloat16" if cpu_has_bfloat16() else "float32"
+        return ("mixed_float16",)
+    return ("float32", "mixed_bfloat16") if cpu_has_bfloat16() else ("float32",)
 
 
 def choose_xla(setting, strategy: tf.distribute.Strategy) -> bool:

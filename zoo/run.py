@@ -21,11 +21,12 @@ from zoo.build import build_model
 from zoo.checkpoints import (RunState, adopt_lowered_rate, note_divergence, one_run_at_a_time,
                              spec_fingerprint)
 from zoo.data import IMAGE_SUFFIXES, DataInfo
-from zoo.devices import (choose_precision, choose_strategy, choose_xla, describe_threads,
-                         dtype_policy, is_chief, split_logical_cpus, strategy_name, use_threads)
+from zoo.devices import (choose_strategy, choose_xla, describe_threads, dtype_policy, is_chief,
+                         split_logical_cpus, strategy_name, use_threads)
 from zoo.conversion import convert
 from zoo.divergence import Diverged
 from zoo.export import export, removed_if_left_empty
+from zoo.precision import choose_precision
 from zoo.pipeline import eval_split_name, load_splits, split_of, upscaling_note
 from zoo.preflight import check_before_training, check_model_takes_images
 from zoo.pretrain import phases
@@ -85,12 +86,17 @@ def train(spec, *, overrides=(), output: str = "exports", strategy: str | None =
         labeled = load_splits(spec, train_split, download)
         info = labeled.info
         bind_classes(spec, info, log)
-        precision = choose_precision(spec.train.get("precision"))
+        checkpoints = os.path.join(output, spec.name, "checkpoint")
+        check = model_checks(spec, info)
+        precision = choose_precision(spec, labeled, distribution,
+                                     None if restart else checkpoints, check, log)
         log(f"training {spec.name} on {info.name} ({labeled.train_size:,} train / "
             f"{labeled.eval_size:,} eval images) with {strategy_name(distribution)} over "
-            f"{distribution.num_replicas_in_sync} replica(s), {precision}"
+            f"{distribution.num_replicas_in_sync} replica(s), {precision.precision}"
             f"{', XLA' if choose_xla(spec.train.get('xla'), distribution) else ''}"
             f"{', ' + threads if (threads := describe_threads()) else ''}")
+        if precision.how:
+            log(f"precision auto: {precision.precision}, {precision.how}")
         if note := upscaling_note(labeled):
             log(note)
         if labeled.eval_split != eval_split_name(spec):
@@ -104,16 +110,14 @@ def train(spec, *, overrides=(), output: str = "exports", strategy: str | None =
         if spec.pretrain and (spec.pretrain.get("unlabeled") or train_split) != train_split:
             unlabeled = load_splits(spec, spec.pretrain["unlabeled"], download,
                                     spec.pretrain.where("unlabeled"))
-        checkpoints = os.path.join(output, spec.name, "checkpoint")
         lock = one_run_at_a_time(checkpoints, log) if chief else contextlib.nullcontext()
-        with lock, dtype_policy(precision):
+        with lock, dtype_policy(precision.precision):
             if restart and chief:
                 shutil.rmtree(checkpoints, ignore_errors=True)
             keras.utils.set_random_seed(spec.train.get("seed") or 0)  # initial weights follow it
             with distribution.scope():
                 model = build_model(spec)
-            check_model_fits_data(spec, model, info)
-            check_before_training(spec, model)  # outside the scope: it makes throwaway objects
+            check(model)  # outside the scope: it makes throwaway objects
             start_from = initial_weights(spec, model)
             with distribution.scope():
                 if start_from:
@@ -197,6 +201,14 @@ def bind_classes(spec: Spec, info: DataInfo, log) -> None:
         log(f"model.vars.classes = {info.num_classes} (dataset {info.name} has "
             f"{info.num_classes} classes; the spec said {variables['classes']})")
         variables["classes"] = info.num_classes
+
+
+def model_checks(spec: Spec, info: DataInfo):
+    """What a built model must pass before it trains (the run's, and a precision probe's)."""
+    def check(model) -> None:
+        check_model_fits_data(spec, model, info)
+        check_before_training(spec, model)
+    return check
 
 
 def check_model_fits_data(spec: Spec, model, info: DataInfo) -> None:

@@ -351,6 +351,8 @@ def train_phase(phase: Phase, strategy, state: RunState, log=print, progress: bo
         trainer = Trainer(strategy, model, optimizer, make_loss(phase.section), plan)
     rate = current_rate(optimizer)  # the spec's, before the checkpoint's replaces it
     start = state.restore(model, optimizer)
+    # A resumed run trains in this precision again (zoo.precision), to resume exactly
+    state.extra["precision"] = keras.mixed_precision.global_policy().name
     if state.extra.pop("rate_changed", False) and hasattr(optimizer.learning_rate, "assign"):
         optimizer.learning_rate.assign(rate)  # lowered after a divergence (a schedule is not
         # restored: it is made afresh from the spec)

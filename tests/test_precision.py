@@ -1,0 +1,102 @@
+"""`train.precision: auto` trains in whichever of float32 and mixed_bfloat16 a short probe
+measured faster for the model (zoo.precision), remembers it, and a resumed run keeps it."""
+
+import itertools
+import json
+import re
+import time
+
+import pytest
+import tensorflow as tf
+
+import zoo
+from zoo.precision import cache_file, time_alternately
+
+from conftest import TINY
+
+MEASURED = re.compile(r"precision auto: (float32|mixed_bfloat16), (\d+\.\d\d)x as fast as "
+                      r"(float32|mixed_bfloat16) for this model here \((\d+\.\d) vs (\d+\.\d) "
+                      r"ms a step of 32; measured in \d+ s\)")
+
+
+def sleeping_step(seconds):
+    def step(batch):
+        time.sleep(seconds)
+        return tf.constant(0.0)
+    return step
+
+
+def test_the_slower_of_two_steps_is_measured_slower_whichever_comes_first(monkeypatch):
+    monkeypatch.setattr("zoo.precision.ROUND_SECONDS", 0.05)
+    for order in (("slow", "fast"), ("fast", "slow")):
+        steps = {"slow": sleeping_step(0.006), "fast": sleeping_step(0.002)}
+        seconds = time_alternately({name: steps[name] for name in order}, itertools.repeat(None))
+        assert seconds["fast"] < seconds["slow"]
+        assert seconds["slow"] / seconds["fast"] == pytest.approx(2.5, rel=0.4)
+
+
+@pytest.fixture
+def two_precisions(tmp_path, monkeypatch):
+    """A run in tmp_path where auto has both precisions to choose from, whatever this CPU
+    is (without bfloat16 instructions TensorFlow emulates them, slowly), and a fresh cache."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr("zoo.devices.cpu_has_bfloat16", lambda: True)
+
+
+def train(*overrides, on_epoch=None):
+    lines = []
+    result = zoo.train(TINY, overrides=["train.epochs=1", *overrides], output="out",
+                       log=lines.append, on_epoch=on_epoch)
+    return result, lines
+
+
+def test_auto_measures_both_precisions_once_and_trains_in_the_faster(two_precisions):
+    result, lines = train()
+    assert lines[0] == ("precision auto: timing a few training steps of spec in float32 and "
+                        "mixed_bfloat16 (once per model and machine)")
+    measured = MEASURED.fullmatch(lines[2])
+    assert measured, lines[2]
+    chosen, ratio, other, faster, slower = measured.groups()
+    assert {chosen, other} == {"float32", "mixed_bfloat16"}
+    assert float(ratio) == pytest.approx(float(slower) / float(faster), abs=0.02)
+    assert lines[1].endswith(f"over 1 replica(s), {chosen}")
+    assert result.model.layers[1].dtype_policy.name == chosen
+    (entry,) = json.loads(open(cache_file()).read()).values()
+    assert entry["spec"] == "spec" and set(entry["seconds_per_step"]) == {chosen, other}
+
+    _, again = train("train.epochs=2", "train.seed=5")  # what a step computes is unchanged
+    assert again[1] == (f"precision auto: {chosen}, {ratio}x as fast as {other} for this model "
+                        f"here ({faster} vs {slower} ms a step of 32; measured "
+                        f"{entry['date']}, remembered in {cache_file()})")
+    _, other_model = train("model.layers[1].dense.units=64")
+    assert other_model[0].startswith("precision auto: timing")
+
+
+def test_a_precision_the_spec_sets_is_used_without_measuring(two_precisions):
+    result, lines = train("train.precision=mixed_bfloat16")
+    assert lines[0].endswith("over 1 replica(s), mixed_bfloat16")
+    assert not any("precision auto" in line for line in lines)
+    assert result.model.layers[1].dtype_policy.name == "mixed_bfloat16"
+
+
+def test_a_resumed_run_keeps_the_precision_it_began_in(two_precisions):
+    def stop_after_first(phase, epoch, metrics):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train("train.epochs=3", on_epoch=stop_after_first)
+    cache = json.loads(open(cache_file()).read())
+    (entry,) = cache.values()
+    seconds = entry["seconds_per_step"]
+    began_in = min(seconds, key=seconds.get)
+    # the machine now measures the other precision faster (a busy moment, another machine)
+    entry["seconds_per_step"] = dict(zip(seconds, reversed(seconds.values())))
+    open(cache_file(), "w").write(json.dumps(cache))
+    result, lines = train("train.epochs=3")
+    assert lines[1] == f"precision auto: {began_in}, as when this run began"
+    assert lines[2].startswith("resuming spec after epoch 1 of 3")
+    assert result.model.layers[1].dtype_policy.name == began_in
+    _, anew = train("train.epochs=3")  # that run finished: a new one follows the cache again
+    seconds = entry["seconds_per_step"]
+    assert anew[1].startswith(f"precision auto: {min(seconds, key=seconds.get)}, ")
