@@ -38,8 +38,8 @@ TIMED_EPOCHS = 5  # after an untimed first one: LeNet's epoch alone lasts a quar
 
 def measure(side: str, case: str) -> dict:
     import zoo
-    from benchmarks.measure import zoo_loop
-    from zoo.devices import choose_precision, dtype_policy
+    from benchmarks.measure import precision_for, zoo_loop
+    from zoo.devices import dtype_policy
     from zoo.pipeline import load_splits, training_batches
     from zoo.training import Plan
 
@@ -49,7 +49,8 @@ def measure(side: str, case: str) -> dict:
     splits = load_splits(spec, "train", download=False)
     plan = Plan.from_section(spec.train, splits.info, splits.train_size)
     plan = dataclasses.replace(plan, epochs=1 + TIMED_EPOCHS)
-    with dtype_policy(choose_precision(spec.train.get("precision"))):
+    precision = precision_for(spec.train.get("precision"), lambda: zoo.build_model(spec), batch)
+    with dtype_policy(precision):
         model = zoo.build_model(spec)
         dataset = None
         if side == "pipeline":  # every epoch in one dataset, as train_phase() iterates them

@@ -12,12 +12,15 @@ import numpy as np
 import tensorflow as tf
 
 from zoo.data import without_autotuning
+from zoo.devices import precision_candidates
 from zoo.pipeline import distribute
+from zoo.precision import fastest, step_seconds
 from zoo.optimization import make_loss, make_optimizer
 from zoo.training import Plan, Trainer
 
 WARMUP_STEPS = 3  # tracing and the first slow steps, not timed
 OPTIMIZER = {"sgd": {"learning_rate": 0.01, "momentum": 0.9}}
+SECTION = {"optimizer": OPTIMIZER, "loss": "sparse_categorical_crossentropy"}  # zoo_loop's
 
 
 def in_memory_batches(model: keras.Model, batch_size: int) -> tf.data.Dataset:
@@ -46,12 +49,10 @@ def zoo_loop(model: keras.Model, batch_size: int, steps: int, xla="auto", datase
     in-memory batch repeated. One iterator gives `warmup_steps` untimed batches, then `steps`
     timed ones. The timed steps run inside the context `around_timed(model)` (a profiler,
     say), whose own entry and exit are not timed."""
-    section = {"optimizer": OPTIMIZER, "loss": "sparse_categorical_crossentropy"}
-    plan = Plan(epochs=1, batch_size=batch_size, steps_per_epoch=steps, target="label",
-                metrics=("accuracy",), weight_decay=0.0, seed=0, xla=xla)
+    plan = loop_plan(batch_size, steps, xla)
     strategy = tf.distribute.get_strategy()
-    optimizer = make_optimizer(section, steps, 1)
-    trainer = Trainer(strategy, model, optimizer, make_loss(section), plan)
+    optimizer = make_optimizer(SECTION, steps, 1)
+    trainer = Trainer(strategy, model, optimizer, make_loss(SECTION), plan)
     batches = distribute(strategy, in_memory_batches(model, batch_size) if dataset is None
                          else dataset)
     trainer.run_epoch(batches, trainer.train_step, warmup_steps)
@@ -60,6 +61,22 @@ def zoo_loop(model: keras.Model, batch_size: int, steps: int, xla="auto", datase
         trainer.run_epoch(batches, trainer.train_step, steps)
         seconds = time.perf_counter() - began
     return batch_size * steps / seconds
+
+
+def loop_plan(batch_size: int, steps: int, xla="auto") -> Plan:
+    return Plan(epochs=1, batch_size=batch_size, steps_per_epoch=steps, target="label",
+                metrics=("accuracy",), weight_decay=0.0, seed=0, xla=xla)
+
+
+def precision_for(setting: str | None, build, batch_size: int) -> str:
+    """The precision `train.precision: SETTING` trains the model `build()` makes in: where
+    `auto` has two to choose from, zoo.precision's probe, on zoo_loop's step and batches."""
+    options = precision_candidates(setting)
+    if len(options) == 1:
+        return options[0]
+    return fastest(step_seconds(build, SECTION, loop_plan(batch_size, 1),
+                                lambda model: iter(in_memory_batches(model, batch_size)),
+                                options))
 
 
 def inference(model: keras.Model, batch_size: int, steps: int) -> float:

@@ -24,7 +24,8 @@ show medians. A configuration is a number of threads, given alike to TensorFlow'
 and inter-op pools and to torch.set_num_threads (threads 1 is the per-core comparison), and
 a batch size. Sides:
 - keras float32: the spec's model trained by stock `model.fit` (training_speed.py's keras);
-- zoo default: the zoo's loop with what train.py chooses here (mixed_bfloat16, no XLA);
+- zoo default: the zoo's loop with what train.py chooses here (the precision `auto`
+  measures faster, no XLA);
 - zoo float32 + oneDNN bf16: the zoo's loop in float32 with TF_SET_ONEDNN_FPMATH_MODE=BF16,
   which lets oneDNN compute float32 convolutions and matrix products in bfloat16, with no
   casts in the graph;

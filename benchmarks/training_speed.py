@@ -11,7 +11,8 @@ Sides, each its own process, alternating, medians reported:
   no XLA;
 - zoo bf16: the zoo's loop under the `mixed_bfloat16` policy;
 - zoo xla: the zoo's loop, float32, the step compiled with XLA;
-- zoo default: the zoo's loop with what `train.py` chooses on this machine.
+- zoo default: the zoo's loop with what `train.py` chooses on this machine (the precision
+  `auto` measures faster for the model, zoo.precision).
 All sides use the same in-memory batch (no input pipeline), SGD with momentum.
 """
 
@@ -40,15 +41,20 @@ def measure(side: str, spec: str, image, batch, steps,
     import zoo
     from benchmarks.measure import keras_fit, zoo_loop
     from zoo.layers import with_stock_keras_layers
-    from zoo.devices import choose_precision, dtype_policy
+    from benchmarks.measure import precision_for
+    from zoo.devices import dtype_policy
     from zoo.macs import model_macs
     from zoo.summary import parameter_counts
 
     overrides = [f"model.inputs.image=[{image},{image},3]"] if image else []
-    precision = {"zoo bf16": "mixed_bfloat16", "zoo default": choose_precision("auto")}.get(
-        side, "float32")
+    def build():
+        return zoo.build_model(os.path.join("specs", f"{spec}.yaml"), overrides)
+
+    precision = {"zoo bf16": "mixed_bfloat16"}.get(side, "float32")
+    if side == "zoo default":
+        precision = precision_for("auto", build, batch)
     with dtype_policy(precision):
-        model = zoo.build_model(os.path.join("specs", f"{spec}.yaml"), overrides)
+        model = build()
         if side == "keras":
             speed = keras_fit(with_stock_keras_layers(model), batch, steps)
         else:

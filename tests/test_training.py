@@ -207,16 +207,20 @@ def test_two_workers_on_localhost_train_one_model(tiny):
             [sys.executable, str(ROOT / "tests" / "multiworker_worker.py"), "tiny.yaml",
              "exports", f"weights{index}.npz", "train.epochs=2",
              "train.threads=1"],  # collectives must not need a second thread
-            cwd=tiny, env={**os.environ, "TF_CONFIG": json.dumps(config)},
+            cwd=tiny, env={**os.environ, "TF_CONFIG": json.dumps(config),
+                           # the chief chooses the precision: the other worker takes it
+                           "ZOO_TEST_BFLOAT16": "yes" if index == 0 else "no"},
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     outputs = [process.communicate(timeout=300) for process in processes]
     for process, (out, err) in zip(processes, outputs):
         assert process.returncode == 0, err
     assert "MultiWorkerMirroredStrategy over 2 replica(s)" in outputs[0][0]
+    assert "precision auto: timing a few training steps of tiny" in outputs[0][0]
     assert "1 intra-op / 1 inter-op threads" in outputs[0][0]
     assert outputs[1][0] == ""  # only the chief reports
     assert os.listdir(tiny / "exports" / "tiny") == ["1"]  # one export, the chief's
     first, second = (np.load(tiny / f"weights{i}.npz") for i in range(2))
+    assert f"over 2 replica(s), {first['precision']}" in outputs[0][0]
     for key in first.files:
         np.testing.assert_array_equal(first[key], second[key])
 

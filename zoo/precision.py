@@ -34,6 +34,7 @@ from zoo.pipeline import Splits, training_batches
 from zoo.source import plain
 from zoo.training import Plan, Trainer
 
+POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")  # what `auto` may choose
 ROUNDS = 5  # alternating rounds per precision; the median round decides
 ROUND_SECONDS = 0.2  # each round lasts at least this long (or one step, if longer)
 WARMUP_STEPS = 2  # the first traces the step, the second lets oneDNN pick its kernels
@@ -55,20 +56,28 @@ def choose_precision(spec, splits: Splits, strategy, checkpoints: str | None, ch
     `splits`, so a probe never runs one. Under MultiWorkerMirroredStrategy the chief decides
     and the other workers take its choice."""
     setting = spec.train.get("precision") or "auto"
-    options = precision_candidates(setting)
+    if setting != "auto":
+        return Choice(setting, "")
+    choice = _chiefs_choice(spec, splits, strategy, checkpoints, check, log) \
+        if is_chief(strategy) else None
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return choice
+    # every worker votes, whatever its own hardware would choose
+    if choice is None:  # fail as the chief would before waiting for its vote
+        _checked_model(spec, check)
+    chosen = _as_the_chief_chose(strategy, choice and choice.precision)
+    return choice or Choice(chosen, "")  # only the chief logs
+
+
+def _chiefs_choice(spec, splits: Splits, strategy, checkpoints: str | None, check,
+                   log) -> Choice:
+    options = precision_candidates("auto")
     if len(options) == 1:
         return Choice(options[0], "")
-    choice = None
-    if is_chief(strategy):
-        recorded = recorded_precision(checkpoints) if checkpoints else None
-        choice = (Choice(recorded, "as when this run began") if recorded else
-                  _measured_or_remembered(spec, splits, strategy, options, check, log))
-    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        if choice is None:  # fail as the chief would before waiting for its vote
-            _checked_model(spec, check)
-        chosen = _as_the_chief_chose(strategy, options, choice and choice.precision)
-        return choice or Choice(chosen, "")  # only the chief logs
-    return choice
+    recorded = recorded_precision(checkpoints) if checkpoints else None
+    if recorded:
+        return Choice(recorded, "as when this run began")
+    return _measured_or_remembered(spec, splits, strategy, options, check, log)
 
 
 def recorded_precision(checkpoints: str) -> str | None:
@@ -203,14 +212,14 @@ def _remember(key: str, measured: dict) -> None:
         pass
 
 
-def _as_the_chief_chose(strategy, options, choice: str | None) -> str:
+def _as_the_chief_chose(strategy, choice: str | None) -> str:
     """Every worker trains in the chief's choice: one all-reduce of a vote only the chief
     casts (the others have none to give, and a worker of other hardware must not differ)."""
-    vote = tf.constant([1.0 if name == choice else 0.0 for name in options])
+    vote = tf.constant([1.0 if name == choice else 0.0 for name in POLICIES])
 
     @tf.function
     def count():
         return strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: vote),
                                axis=None)
 
-    return options[int(tf.argmax(count()))]
+    return POLICIES[int(tf.argmax(count()))]

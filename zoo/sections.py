@@ -382,7 +382,8 @@ TRAIN = Table("train", (
         "`input`: learn to reproduce the input (autoencoders)"),
     Key("precision", Choice("auto", "float32", "mixed_bfloat16", "mixed_float16"), "auto",
         "a Keras dtype policy; variables, and the layers that produce the model's outputs, "
-        "stay float32; `auto`: the device's fastest (zoo/devices.py)"),
+        "stay float32; `auto`: the device's fastest, measured for the model on a CPU with "
+        "bfloat16 instructions (zoo/precision.py)"),
     Key("xla", Choice("auto", True, False), "auto", "compile the training step with XLA"),
     Key("threads", Either(Choice("auto"), Integer(1, MAX_THREADS), words="auto or a number "
         f"of threads from 1 to {MAX_THREADS:,}"), "auto", "TensorFlow's intra-op and inter-op "
