@@ -131,8 +131,8 @@ def _decided(measured: dict, batch: int, how: str) -> Choice:
     seconds = measured["seconds_per_step"]
     winner, slowest = fastest(seconds), max(seconds, key=seconds.get)
     return Choice(winner, f"{seconds[slowest] / seconds[winner]:.2f}x as fast as {slowest} "
-                          f"for this model here ({1000 * seconds[winner]:.1f} vs "
-                          f"{1000 * seconds[slowest]:.1f} ms a step of {batch}; {how})")
+                          f"for this model here ({1000 * seconds[winner]:.3g} vs "
+                          f"{1000 * seconds[slowest]:.3g} ms a step of {batch}; {how})")
 
 
 def step_seconds(build, section, plan: Plan, batches_for, options) -> dict:
