@@ -40,7 +40,7 @@ ROUND_SECONDS = 0.2  # each round lasts at least this long (or one step, if long
 WARMUP_STEPS = 2  # the first traces the step, the second lets oneDNN pick its kernels
 # In the train section, what changes the work a step does; the rest (epochs, seed, schedule)
 # does not change which precision is faster.
-STEP_KEYS = ("optimizer", "loss", "weight_decay", "target", "metrics")
+STEP_KEYS = ("optimizer", "loss", "weight_decay", "target", "metrics", "xla")
 
 
 @dataclasses.dataclass
@@ -182,7 +182,8 @@ def _cache_key(spec, batch: int, options) -> str:
         "model": plain(spec.model), "train": {key: plain(spec.train.get(key))
                                               for key in STEP_KEYS},
         "batch": batch, "options": list(options), "cpu": _cpu_name(),
-        "cores": len(os.sched_getaffinity(0)), "threads": describe_threads(),
+        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+        else os.cpu_count(), "threads": describe_threads(),
         "tensorflow": tf.__version__})
 
 
