@@ -47,7 +47,7 @@ LAYERS = {
              "- dense: {units: 1024, activation: relu}\n",
     # MobileNet v1's first layers as its paper has them, on larger images (INPUTS)
     "mobilenet_v1": "".join(
-        f"- {layer}\n- batch_normalization\n- activation: relu6\n" for layer in (
+        f"- {layer}\n- batch_normalization\n- activation: {{activation: relu6}}\n" for layer in (
             "conv2d: {filters: 32, kernel_size: 3, strides: 2, padding: same, use_bias: false}",
             "depthwise_conv2d: {kernel_size: 3, padding: same, use_bias: false}",
             "conv2d: {filters: 64, kernel_size: 1, use_bias: false}",

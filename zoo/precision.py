@@ -19,7 +19,6 @@ import glob
 import json
 import math
 import os
-import statistics
 import time
 
 import keras
@@ -35,7 +34,7 @@ from zoo.source import plain
 from zoo.training import Plan, Trainer
 
 POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")  # what `auto` may choose
-ROUNDS = 5  # alternating rounds per precision; the median round decides
+ROUNDS = 5  # alternating rounds per precision; the fastest round of each decides
 ROUND_SECONDS = 0.2  # each round lasts at least this long (or one step, if longer)
 WARMUP_STEPS = 2  # the first traces the step, the second lets oneDNN pick its kernels
 # In the train section, what changes the work a step does; the rest (epochs, seed, schedule)
@@ -156,8 +155,9 @@ def fastest(seconds: dict) -> str:
 
 
 def time_alternately(steps: dict, batches) -> dict:
-    """Median seconds per call of each step function over ROUNDS alternating rounds, so that a
-    slow moment of a busy machine hits each of them."""
+    """Seconds per call of each step function in its fastest of ROUNDS alternating rounds.
+    Other work on the machine only ever slows a round down, so the fastest is the nearest to
+    the step's own speed (timeit's reasoning); alternating spreads a busy minute over both."""
     for step in steps.values():
         for _ in range(WARMUP_STEPS):
             step(next(batches)).numpy()
@@ -172,7 +172,7 @@ def time_alternately(steps: dict, batches) -> dict:
             for _ in range(calls):
                 step(next(batches)).numpy()
             rounds[name].append((time.perf_counter() - began) / calls)
-    return {name: statistics.median(seconds) for name, seconds in rounds.items()}
+    return {name: min(seconds) for name, seconds in rounds.items()}
 
 
 def _cache_key(spec, batch: int, options) -> str:
