@@ -32,6 +32,10 @@ LAYERS = {
     "depthwise": "- conv2d: {filters: 128, kernel_size: 1, activation: relu}\n"
                  "- depthwise_conv2d: {kernel_size: 3, padding: same, activation: relu}\n"
                  "- depthwise_conv2d: {kernel_size: 3, padding: same, activation: relu}\n",
+    # few channels on large images, as in MobileNet's early layers (INPUTS)
+    "depthwise_narrow": "- depthwise_conv2d: {kernel_size: 3, padding: same}\n"
+                        "- depthwise_conv2d: {kernel_size: 3, padding: same}\n"
+                        "- average_pooling2d: {pool_size: 4}\n",
     "mobilenet_block": "- conv2d: {filters: 64, kernel_size: 1, activation: relu}\n"
                        "- depthwise_conv2d: {kernel_size: 3, padding: same, activation: relu}\n"
                        "- conv2d: {filters: 128, kernel_size: 1, activation: relu}\n",
@@ -54,7 +58,7 @@ LAYERS = {
             "depthwise_conv2d: {kernel_size: 3, strides: 2, padding: same, use_bias: false}",
             "conv2d: {filters: 128, kernel_size: 1, use_bias: false}")),
 }
-INPUTS = {"mobilenet_v1": [96, 96, 3]}  # the others: [32, 32, 3]
+INPUTS = {"mobilenet_v1": [96, 96, 3], "depthwise_narrow": [48, 48, 32]}  # else [32, 32, 3]
 SPEC = """\
 model:
   inputs: {{image: {shape}}}
