@@ -34,8 +34,8 @@ from zoo.source import plain
 from zoo.training import Plan, Trainer
 
 POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")  # what `auto` may choose
-ROUNDS = 5  # alternating rounds per precision; the fastest round of each decides
-ROUND_SECONDS = 0.2  # each round lasts at least this long (or one step, if longer)
+ROUNDS = 3  # alternating rounds per precision; the fastest round of each decides
+ROUND_SECONDS = 0.1  # each round lasts at least this long (or one step, if longer)
 WARMUP_STEPS = 2  # the first traces the step, the second lets oneDNN pick its kernels
 # In the train section, what changes the work a step does; the rest (epochs, seed, schedule)
 # does not change which precision is faster.
