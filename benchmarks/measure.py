@@ -54,10 +54,10 @@ def zoo_loop(model: keras.Model, batch_size: int, steps: int, xla="auto", datase
     trainer = Trainer(strategy, model, optimizer, make_loss(section), plan)
     batches = distribute(strategy, in_memory_batches(model, batch_size) if dataset is None
                          else dataset)
-    trainer.run_epoch(batches, trainer.train_step, warmup_steps)
+    trainer.train_epoch(batches, warmup_steps)
     with around_timed(model):
         began = time.perf_counter()
-        trainer.run_epoch(batches, trainer.train_step, steps)
+        trainer.train_epoch(batches, steps)
         seconds = time.perf_counter() - began
     return batch_size * steps / seconds
 
