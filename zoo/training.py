@@ -158,15 +158,28 @@ class Trainer:
 
         self.train_step, self.eval_step = run(train_step), run(eval_step)
 
+        # this worker's replicas (the default strategy, one device, has no worker_devices)
+        local_replicas = len(strategy.extended.worker_devices) if replicas > 1 else 1
+        replica_step = tf.function(train_step, jit_compile=True) if jit_compile else train_step
+
         @tf.function
         def train_steps(batches, count):
             """`count` training steps in one call, each on the iterator's next batch: one
             dispatch from Python and one fetch of the statistics (a row per step) for all of
-            them, which a worker of several otherwise pays at every step."""
-            rows = tf.TensorArray(tf.float32, size=count)
+            them, which a worker of several otherwise pays at every step. Each replica keeps
+            its rows, summed over the replicas at the end: one all-reduce of statistics a
+            call (a round trip between workers), not one a step."""
+            rows = [tf.TensorArray(tf.float32, size=count) for _ in range(local_replicas)]
             for index in tf.range(count):
-                rows = rows.write(index, self.train_step(next(batches)))
-            return rows.stack()
+                results = strategy.experimental_local_results(
+                    strategy.run(replica_step, args=next(batches)))
+                rows = [table.write(index, result) for table, result in zip(rows, results)]
+            tables = [table.stack() for table in rows]
+            return strategy.reduce(tf.distribute.ReduceOp.SUM,
+                                   strategy.experimental_distribute_values_from_function(
+                                       lambda replica: tables[
+                                           replica.replica_id_in_sync_group % local_replicas]),
+                                   axis=None)
 
         self.train_steps = train_steps
         self.steps_per_execution = choose_steps_per_execution(plan.steps_per_execution,
