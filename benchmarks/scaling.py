@@ -219,7 +219,9 @@ def main():
         seconds = {name: [] for name in runs}
         for _ in range(args.repeats):
             for name, (global_batch, workers) in runs.items():
-                steps = args.images_per_epoch // global_batch
+                # at least 16 steps an epoch: the epoch's end (validation, checkpoint) is
+                # then a small part of a step's time, however large the batch
+                steps = max(args.images_per_epoch // global_batch, 16)
                 seconds[name] += [value / steps for value in epoch_seconds(
                     spec, global_batch, workers, args.epochs, steps)]
         step = {name: statistics.median(values) for name, values in seconds.items()}
