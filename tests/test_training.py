@@ -185,6 +185,15 @@ def test_mirrored_strategy_on_two_logical_cpus_trains_like_one_device(tiny):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=2e-4)
 
 
+@pytest.mark.slow  # a process of its own with two logical CPUs: about 8 s
+def test_a_batch_that_does_not_split_over_the_replicas_is_a_located_error(tiny):
+    result = run("train.py", "tiny.yaml", "--output", "exports", "--strategy", "mirrored",
+                 "--logical-cpus", "2", "--set", "train.batch_size=33", cwd=tiny)
+    assert (result.returncode, result.stderr) == (2, (
+        "error: --set train.batch_size:1:1: train.batch_size: a global batch of 33 does not "
+        "split evenly over 2 replicas: use a multiple of 2, e.g. 32\n"))
+
+
 def free_ports(count):
     sockets = [socket.socket() for _ in range(count)]
     for s in sockets:
