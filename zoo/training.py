@@ -149,14 +149,12 @@ class Trainer:
 
         jit_compile = choose_xla(plan.xla, strategy)
 
-        def run(step):
-            @tf.function(jit_compile=jit_compile)
-            def distributed(batch):
-                return strategy.reduce(tf.distribute.ReduceOp.SUM,
-                                       strategy.run(step, args=batch), axis=None)
-            return distributed
+        @tf.function(jit_compile=jit_compile)
+        def evaluate_batch(batch):
+            return strategy.reduce(tf.distribute.ReduceOp.SUM,
+                                   strategy.run(eval_step, args=batch), axis=None)
 
-        self.train_step, self.eval_step = run(train_step), run(eval_step)
+        self.eval_step = evaluate_batch
 
         # this worker's replicas (the default strategy, one device, has no worker_devices)
         local_replicas = len(strategy.extended.worker_devices) if replicas > 1 else 1
