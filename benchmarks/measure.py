@@ -55,10 +55,10 @@ def zoo_loop(model: keras.Model, batch_size: int, steps: int, xla="auto", datase
     trainer = Trainer(strategy, model, optimizer, make_loss(SECTION), plan)
     batches = distribute(strategy, in_memory_batches(model, batch_size) if dataset is None
                          else dataset)
-    trainer.run_epoch(batches, trainer.train_step, warmup_steps)
+    trainer.train_epoch(batches, warmup_steps)
     with around_timed(model):
         began = time.perf_counter()
-        trainer.run_epoch(batches, trainer.train_step, steps)
+        trainer.train_epoch(batches, steps)
         seconds = time.perf_counter() - began
     return batch_size * steps / seconds
 
@@ -75,8 +75,7 @@ def precision_for(setting: str | None, build, batch_size: int) -> str:
     if len(options) == 1:
         return options[0]
     return fastest(step_seconds(build, SECTION, loop_plan(batch_size, 1),
-                                lambda model: iter(in_memory_batches(model, batch_size)),
-                                options))
+                                lambda model: in_memory_batches(model, batch_size), options))
 
 
 def inference(model: keras.Model, batch_size: int, steps: int) -> float:

@@ -2,6 +2,10 @@
 
     python benchmarks/scaling.py                  # lenet and resnet20 on mnist_subset
     python benchmarks/scaling.py --smoke          # one short epoch: checks it still runs
+    python benchmarks/scaling.py --profile        # where a two-worker step's time goes
+    python benchmarks/scaling.py --specs lenet --batches 128 256 512 1024   # the smallest
+                                                  # global batch at which two workers win
+    python benchmarks/scaling.py --specs resnet20 --workers 4   # four workers on two cores
 
 Real `train.py` processes pinned with `taskset` (worker i on core i), a real cluster on
 127.0.0.1 through TF_CONFIG. Three runs per spec, alternating, each repeated:
@@ -13,6 +17,14 @@ the per-step communication cost is the two-worker step time minus the one-worker
 step time at B/2 (the same computation per worker, without the all-reduce). The last
 column times a step's two all-reduces alone (the gradients, the statistics) on the same
 pinned pair: what the communication would cost with no worker waiting for the other.
+With --workers 4 on this 2-core machine, worker i is pinned to core i mod 2: two workers
+share each core, so the step time measures the all-reduce's extra hops, not the speed-up.
+
+--profile times the parts of one worker's step in a two-worker cluster (pinned as above),
+each alone over the same steps: taking the batches (the whole global batch prepared and
+split, as before, or only the worker's share, as now), the training step with its batch
+taken inside the function, one step per call or STEPS_PER_EXECUTION, and the all-reduces
+alone. The rest of a step is one worker waiting for the other.
 """
 
 from __future__ import annotations
@@ -44,7 +56,7 @@ def free_port() -> int:
 
 def run_pinned(arguments: list, workers: int, what: str) -> str:
     """`python ARGUMENTS` as `workers` processes of one cluster on 127.0.0.1 (TF_CONFIG),
-    worker i pinned to core i; returns the chief's standard output."""
+    worker i pinned to core i (modulo the cores); returns the chief's standard output."""
     addresses = [f"127.0.0.1:{free_port()}" for _ in range(workers)]
     processes = []
     for index in range(workers):
@@ -53,7 +65,8 @@ def run_pinned(arguments: list, workers: int, what: str) -> str:
             environment["TF_CONFIG"] = json.dumps({"cluster": {"worker": addresses},
                                                    "task": {"type": "worker", "index": index}})
         processes.append(subprocess.Popen(
-            ["taskset", "-c", str(index), sys.executable, *arguments], env=environment,
+            ["taskset", "-c", str(index % os.cpu_count()), sys.executable, *arguments],
+            env=environment,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     outputs = [process.communicate() for process in processes]
     for process, (_, errors) in zip(processes, outputs):
@@ -77,10 +90,10 @@ def epoch_seconds(spec: str, batch: int, workers: int, epochs: int, steps: int) 
     return [float(seconds) for epoch, seconds in EPOCH_LINE.findall(log) if int(epoch) > 1]
 
 
-def all_reduce_ms(spec: str, steps: int) -> float:
+def all_reduce_ms(spec: str, steps: int, workers: int = 2) -> float:
     """Milliseconds of a training step's two all-reduces alone (the spec's gradients as one
-    float32 vector, then the step's statistics) between two workers pinned as above."""
-    log = run_pinned([__file__, "--all-reduce-worker", spec, str(steps)], 2,
+    float32 vector, then the step's statistics) between workers pinned as above."""
+    log = run_pinned([__file__, "--all-reduce-worker", spec, str(steps)], workers,
                      f"the all-reduce of {spec}")
     return float(log.split()[-1])
 
@@ -111,6 +124,62 @@ def all_reduce_worker(spec: str, steps: int) -> None:
     print((time.perf_counter() - began) / steps * 1000)
 
 
+def profile_worker(spec: str, batch: int, steps: int) -> None:
+    """One worker of --profile: milliseconds a step of each part, as one JSON line."""
+    import functools
+
+    import keras
+    import tensorflow as tf
+
+    import zoo
+    from zoo.devices import STEPS_PER_EXECUTION, choose_precision, dtype_policy
+    from zoo.optimization import make_loss, make_optimizer
+    from zoo.pipeline import distribute, distribute_by_worker, load_splits, training_batches
+    from zoo.training import Plan, Trainer
+
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    loaded = zoo.load_spec(os.path.join(ROOT, "specs", f"{spec}.yaml"),
+                           ["data.dataset=mnist_subset", f"train.batch_size={batch}"])
+    splits = load_splits(loaded, "train", download=False)
+    plan = Plan.from_section(loaded.train, splits.info, splits.train_size)
+    with dtype_policy(choose_precision(None)):
+        with strategy.scope():
+            model = zoo.build_model(loaded)
+            optimizer = make_optimizer(loaded.train, plan.steps_per_epoch, plan.epochs)
+            optimizer.build(model.trainable_weights)
+            trainer = Trainer(strategy, model, optimizer, make_loss(loaded.train), plan)
+        shape = tuple(model.inputs[0].shape[1:])
+        whole = distribute(strategy, training_batches(splits, shape, plan))
+        share = distribute_by_worker(strategy, functools.partial(
+            training_batches, splits, shape, plan, 0, 0))
+
+        def per_step(work, count: int = 1) -> float:
+            work()  # tracing, warming up
+            began = time.perf_counter()
+            for _ in range(steps // count):
+                work()
+            return (time.perf_counter() - began) / (steps // count * count) * 1000
+
+        figures = {
+            "input: whole batch, split": per_step(lambda: next(whole)),
+            "input: own share": per_step(lambda: next(share)),
+            "step, 1 per call": per_step(lambda: trainer.train_steps(
+                share, tf.constant(1)).numpy()),
+            f"steps, {STEPS_PER_EXECUTION} per call": per_step(lambda: trainer.train_steps(
+                share, tf.constant(STEPS_PER_EXECUTION)).numpy(), STEPS_PER_EXECUTION)}
+    keras.backend.clear_session()
+    print(json.dumps(figures))
+
+
+def profile(spec: str, batch: int, steps: int) -> list:
+    """A table row per part of a two-worker step of `spec` at global batch `batch`."""
+    log = run_pinned([__file__, "--profile-worker", spec, str(batch), str(steps)], 2,
+                     f"the profile of {spec}")
+    figures = json.loads(log.strip().splitlines()[-1])
+    figures["all-reduces alone"] = all_reduce_ms(spec, steps)
+    return [[spec, batch, part, f"{ms:.1f}"] for part, ms in figures.items()]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -119,37 +188,58 @@ def main():
     parser.add_argument("--images-per-epoch", type=int, default=2048)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--smoke", action="store_true")
+    parser.add_argument("--batches", nargs="+", type=int,
+                        help="global batches to measure (default: each spec's own)")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--profile", action="store_true")
     parser.add_argument("--all-reduce-worker", nargs=2, metavar=("SPEC", "STEPS"),
                         help=argparse.SUPPRESS)  # one worker of all_reduce_ms
+    parser.add_argument("--profile-worker", nargs=3, metavar=("SPEC", "BATCH", "STEPS"),
+                        help=argparse.SUPPRESS)  # one worker of profile
     args = parser.parse_args()
     if args.all_reduce_worker:
         spec, steps = args.all_reduce_worker
         return all_reduce_worker(spec, int(steps))
-    specs = {"lenet": 16} if args.smoke else {name: CASES[name] for name in args.specs}
+    if args.profile_worker:
+        spec, batch, steps = args.profile_worker
+        return profile_worker(spec, int(batch), int(steps))
+    cases = [(name, batch) for name in args.specs for batch in args.batches or [CASES[name]]]
     if args.smoke:
-        args.epochs, args.images_per_epoch, args.repeats = 2, 64, 1
+        cases, args.epochs, args.images_per_epoch, args.repeats = [("lenet", 16)], 2, 64, 1
+    if args.profile:
+        rows = [row for spec, batch in cases for row in profile(spec, batch, 8 if args.smoke
+                                                                 else 96)]
+        print("ms per step of one worker of two, each part timed alone")
+        return print(markdown_table(["spec", "global batch", "part", "ms per step"], rows))
     rows = []
-    for spec, batch in specs.items():
-        runs = {"1 worker, batch B": (batch, 1), "1 worker, batch B/2": (batch // 2, 1),
-                "2 workers, batch B/2 each": (batch, 2)}
+    for spec, batch in cases:
+        n = args.workers
+        runs = {"1 worker, batch B": (batch, 1), f"1 worker, batch B/{n}": (batch // n, 1),
+                f"{n} workers, batch B/{n} each": (batch, n)}
         seconds = {name: [] for name in runs}
         for _ in range(args.repeats):
             for name, (global_batch, workers) in runs.items():
-                steps = args.images_per_epoch // global_batch
+                # at least 16 steps an epoch: the epoch's end (validation, checkpoint) is
+                # then a small part of a step's time, however large the batch
+                steps = max(args.images_per_epoch // global_batch, 16)
                 seconds[name] += [value / steps for value in epoch_seconds(
                     spec, global_batch, workers, args.epochs, steps)]
         step = {name: statistics.median(values) for name, values in seconds.items()}
-        one = batch / step["1 worker, batch B"]
-        two = batch / step["2 workers, batch B/2 each"]
-        communication = step["2 workers, batch B/2 each"] - step["1 worker, batch B/2"]
-        alone = statistics.median(all_reduce_ms(spec, 5 if args.smoke else 50)
+        spread = {name: (min(values), max(values)) for name, values in seconds.items()}
+        one, several = (batch / step[name] for name in (
+            "1 worker, batch B", f"{n} workers, batch B/{n} each"))
+        low, high = (batch / spread[f"{n} workers, batch B/{n} each"][i] / (
+            batch / spread["1 worker, batch B"][1 - i]) for i in (1, 0))
+        communication = step[f"{n} workers, batch B/{n} each"] - step[f"1 worker, batch B/{n}"]
+        alone = statistics.median(all_reduce_ms(spec, 5 if args.smoke else 50, n)
                                   for _ in range(args.repeats))
-        rows.append([spec, batch, f"{one:.1f}", f"{two:.1f}", f"{two / one:.2f}",
+        rows.append([spec, batch, f"{one:.1f}", f"{several:.1f}",
+                     f"{several / one:.2f} ({low:.2f}-{high:.2f})",
                      f"{communication * 1000:.1f}", f"{alone:.1f}"])
-    print(f"medians over epochs 2..{args.epochs} of {args.repeats} alternating repetitions; "
-          "epochs include a 64-image validation pass")
+    print(f"medians over epochs 2..{args.epochs} of {args.repeats} alternating repetitions "
+          "(in brackets: slowest to fastest epochs); epochs include a 64-image validation pass")
     print(markdown_table(["spec", "global batch B", "1 worker, images/s",
-                          "2 workers, images/s", "speed-up (ideal 2.0)",
+                          f"{n} workers, images/s", f"speed-up (ideal {n}.0)",
                           "communication per step, ms", "the all-reduces alone, ms"], rows))
 
 

@@ -86,7 +86,8 @@ MISTAKES = (
             "optimizer: optimizer: {sgd: {learning_rate: 0.01, momentum: 0.9}}; valid keys "
             "here: batch_size, epochs, steps_per_epoch, optimizer, schedule, loss, metrics, "
             "weight_decay, label_smoothing, ema, accumulate, seed, checkpoint_every, "
-            "early_stopping, freeze, stages, target, precision, xla, threads", "load"),
+            "early_stopping, freeze, stages, target, precision, xla, steps_per_execution, "
+            "threads", "load"),
     Mistake("epochs written at the top level",
             LENET + "epochs: 5\n",
             "SPEC:2:1: epochs: unknown key 'epochs'; it belongs in train: train: {epochs: ...}; "
@@ -97,7 +98,7 @@ MISTAKES = (
                    "'epochs'?); valid keys here: batch_size, epochs, steps_per_epoch, "
                    "optimizer, schedule, loss, metrics, weight_decay, label_smoothing, ema, "
                    "accumulate, seed, checkpoint_every, early_stopping, freeze, stages, "
-                   "target, precision, xla, threads", "load",
+                   "target, precision, xla, steps_per_execution, threads", "load",
             ("train.epoch=3",)),
     # --- train: values of the wrong kind ---------------------------------------------------
     Mistake("a batch size of zero",
@@ -136,6 +137,10 @@ MISTAKES = (
     Mistake("a threads count of zero", LENET + "train: {threads: 0}\n",
             "SPEC:2:18: train.threads: expected auto or a number of threads from 1 to 1,024, "
             "received the integer 0", "load"),
+    Mistake("steps per call written as a word Keras does not know",
+            LENET + "train: {steps_per_execution: many}\n",
+            "SPEC:2:30: train.steps_per_execution: expected auto or a number of steps from 1 "
+            "to 10,000, received the string 'many'", "load"),
     # --- monitors the run never logs -------------------------------------------------------
     Mistake("an early-stopping monitor the run never logs",
             LENET + "train: {early_stopping: {monitor: val_acc, patience: 3}}\n",

@@ -81,7 +81,18 @@ def test_scaling_runs_one_and_two_workers():
                                         "2 workers, images/s", "speed-up (ideal 2.0)",
                                         "communication per step, ms",
                                         "the all-reduces alone, ms"])
-    assert row[0].strip() == "lenet" and float(row[4]) > 0 and float(row[6]) > 0
+    speed_up, spread = row[4].strip().split(maxsplit=1)  # the median, (slowest-fastest)
+    assert row[0].strip() == "lenet" and float(speed_up) > 0 and float(row[6]) > 0
+    assert spread.startswith("(") and spread.endswith(")")
+
+
+def test_scaling_profile_times_each_part_of_a_two_worker_step():
+    rows = smoke_table("scaling.py", ["spec", "global batch", "part", "ms per step"],
+                       "--profile")
+    assert [row[2].strip() for row in rows] == [
+        "input: whole batch, split", "input: own share", "step, 1 per call",
+        "steps, 8 per call", "all-reduces alone"]
+    assert all(float(row[3]) > 0 for row in rows)
 
 
 def test_utilization_divides_training_flops_by_the_matmul_peak():

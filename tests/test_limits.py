@@ -7,7 +7,8 @@ import pytest
 import zoo
 from zoo.graph import expand
 from zoo.sections import (LIMITS, MAX_BLOCK_NESTING, MAX_EXTENDS_DEPTH, MAX_GIBBS_STEPS,
-                          MAX_LAYERS, MAX_PAD, MAX_REPEAT, MAX_THREADS)
+                          MAX_LAYERS, MAX_PAD, MAX_REPEAT, MAX_STEPS_PER_EXECUTION,
+                          MAX_THREADS)
 from zoo.expressions import MAX_EXPRESSION_LENGTH, MAX_STRING_LENGTH
 from zoo.source import MAX_BYTES, MAX_DEPTH, MAX_INTEGER, MAX_NODES
 
@@ -156,10 +157,13 @@ def test_string_length(write_spec):
 @edge("`data.augment.pad_crop`")
 @edge("`train.threads`")
 @edge("`pretrain.method.rbm.gibbs_steps`")
+@edge("`train.steps_per_execution`")
 @pytest.mark.parametrize("key, most, expected", [
     ("data.augment.pad_crop", MAX_PAD, "expected at most 1,000, received 1,001"),
     ("train.threads", MAX_THREADS, "expected auto or a number of threads from 1 to 1,024, "
                                    "received the integer 1025"),
+    ("train.steps_per_execution", MAX_STEPS_PER_EXECUTION, "expected auto or a number of "
+     "steps from 1 to 10,000, received the integer 10001"),
     ("pretrain.method.rbm.gibbs_steps", MAX_GIBBS_STEPS, "expected at most 100, received 101")])
 def test_largest_value_of_a_key(write_spec, key, most, expected):
     context = ["pretrain.layers=[flatten]"] if key.startswith("pretrain") else []

@@ -1,7 +1,6 @@
 """`train.precision: auto` trains in whichever of float32 and mixed_bfloat16 a short probe
 measured faster for the model (zoo.precision), remembers it, and a resumed run keeps it."""
 
-import itertools
 import json
 import re
 import time
@@ -20,7 +19,7 @@ MEASURED = re.compile(r"precision auto: (float32|mixed_bfloat16), (\d+\.\d\d)x a
 
 
 def sleeping_step(seconds):
-    def step(batch):
+    def step():
         time.sleep(seconds)
         return tf.constant(0.0)
     return step
@@ -30,7 +29,7 @@ def test_the_slower_of_two_steps_is_measured_slower_whichever_comes_first(monkey
     monkeypatch.setattr("zoo.precision.ROUND_SECONDS", 0.05)
     for order in (("slow", "fast"), ("fast", "slow")):
         steps = {"slow": sleeping_step(0.006), "fast": sleeping_step(0.002)}
-        seconds = time_alternately({name: steps[name] for name in order}, itertools.repeat(None))
+        seconds = time_alternately({name: steps[name] for name in order})
         assert seconds["fast"] < seconds["slow"]
         assert seconds["slow"] / seconds["fast"] == pytest.approx(2.5, rel=0.4)
 

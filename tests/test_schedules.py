@@ -98,8 +98,8 @@ def one_step_weights(batches, accumulate):
     trainer = Trainer(strategy, model, optimizer, make_loss(section),
                       plan(batch_size=len(batches[0][1]) if batches else 1))
     for images, labels in batches:
-        trainer.train_step(next(distribute(strategy, tf.data.Dataset.from_tensors(
-            (images, labels)))))
+        trainer.train_steps(distribute(strategy, tf.data.Dataset.from_tensors(
+            (images, labels))), tf.constant(1))
     return [np.array(weight) for weight in model.weights]
 
 
@@ -150,7 +150,8 @@ def test_weight_averaging_evaluates_with_the_moving_average_of_the_weights():
     average = None
     for _ in range(3):
         batch = (random.normal(size=(8, 6)).astype("float32"), random.integers(0, 3, 8))
-        trainer.train_step(next(distribute(strategy, tf.data.Dataset.from_tensors(batch))))
+        trainer.train_steps(distribute(strategy, tf.data.Dataset.from_tensors(batch)),
+                            tf.constant(1))
         weights = [np.array(w) for w in model.trainable_weights]
         average = weights if average is None else [0.8 * a + 0.2 * w
                                                    for a, w in zip(average, weights)]

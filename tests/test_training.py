@@ -185,6 +185,15 @@ def test_mirrored_strategy_on_two_logical_cpus_trains_like_one_device(tiny):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=2e-4)
 
 
+@pytest.mark.slow  # a process of its own with two logical CPUs: about 8 s
+def test_a_batch_that_does_not_split_over_the_replicas_is_a_located_error(tiny):
+    result = run("train.py", "tiny.yaml", "--output", "exports", "--strategy", "mirrored",
+                 "--logical-cpus", "2", "--set", "train.batch_size=33", cwd=tiny)
+    assert (result.returncode, result.stderr) == (2, (
+        "error: --set train.batch_size:1:1: train.batch_size: a global batch of 33 does not "
+        "split evenly over 2 replicas: use a multiple of 2, e.g. 32\n"))
+
+
 def free_ports(count):
     sockets = [socket.socket() for _ in range(count)]
     for s in sockets:
@@ -297,6 +306,50 @@ def test_each_epoch_is_shuffled_anew_and_a_resumed_run_sees_the_same_epochs(tiny
     resumed = epochs(1, 2)  # a run resumed after epoch 1
     np.testing.assert_array_equal(resumed, every_epoch[steps:])
     assert not np.array_equal(every_epoch[0], every_epoch[steps])
+
+
+def test_each_worker_prepares_its_own_share_of_every_step_and_an_epoch_covers_the_data(tiny):
+    import tensorflow as tf
+
+    from zoo.pipeline import load_splits, training_batches
+    from zoo.training import Plan
+
+    spec = zoo.load_spec(tiny / "tiny.yaml", ["train.batch_size=16"])
+    splits = load_splits(spec, "train", download=False)
+    plan = Plan.from_section(spec.train, splits.info, splits.train_size)
+    steps = plan.steps_per_epoch
+
+    def rows(first_step=0, worker=None):
+        context = None if worker is None else tf.distribute.InputContext(2, worker, 2)
+        fed = training_batches(splits, (8, 8, 1), plan, 0, first_step, context)
+        return [np.concatenate([images.numpy().reshape(len(labels), -1),
+                                labels.numpy()[:, None]], axis=1)
+                for images, labels in fed.take(steps - first_step)]
+
+    one_device, first, second = rows(), rows(worker=0), rows(worker=1)
+    assert first[0].shape == (8, 65)  # half a batch each, of 8x8 pixels and a label
+    for whole, mine, theirs in zip(one_device, first, second):  # a step takes the same images
+        both = np.concatenate([mine, theirs])
+        np.testing.assert_array_equal(np.unique(both, axis=0), np.unique(whole, axis=0))
+    seen = np.concatenate(first + second)
+    assert len(np.unique(seen, axis=0)) == len(seen) == steps * 16  # distinct, the whole epoch
+    assert len(seen) == splits.train_size // 16 * 16
+    np.testing.assert_array_equal(rows(3, worker=1), second[3:])  # a resumed worker's share
+
+
+def test_several_steps_per_call_train_the_same_weights_as_one_on_one_device(tiny):
+    import keras
+
+    weights = []
+    for steps in (1, 5):  # calls end at each checkpoint (every 7 steps) and at epochs' ends
+        model = zoo.train(tiny / "tiny.yaml", output=str(tiny / f"per-call-{steps}"),
+                          overrides=["train.epochs=2", "train.checkpoint_every=7",
+                                     f"train.steps_per_execution={steps}"],
+                          log=lambda message: None).model
+        weights.append(model.get_weights())
+        keras.backend.clear_session()
+    for one, several in zip(*weights):
+        np.testing.assert_array_equal(one, several)
 
 
 def test_augmentation_draws_a_flip_and_a_crop_for_each_image_of_a_batch():
@@ -663,7 +716,8 @@ def test_a_run_killed_within_an_epoch_resumes_at_its_last_step_checkpoint_exactl
     def command(output):
         return [sys.executable, str(ROOT / "train.py"), "tiny.yaml", "--output", output,
                 "--set", "train.epochs=3", "--set", "train.batch_size=8",
-                "--set", "train.checkpoint_every=10", "--set", "data.augment={flip: horizontal}"]
+                "--set", "train.checkpoint_every=10", "--set", "data.augment={flip: horizontal}",
+                "--set", "train.steps_per_execution=4"]  # calls of 4, 4 and 2 steps
 
     state_file = tiny / "exports" / "tiny" / "checkpoint" / "train" / "state.json"
     state, code, _ = kill_when(command("exports"), tiny, state_file, lambda state: state.get(

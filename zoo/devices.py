@@ -65,6 +65,18 @@ def choose_xla(setting, strategy: tf.distribute.Strategy) -> bool:
     return _has_gpu() and single_device
 
 
+def choose_steps_per_execution(setting, strategy: tf.distribute.Strategy) -> int:
+    """Training steps per call of the compiled loop. Several replicas: STEPS_PER_EXECUTION,
+    since each call costs every replica a dispatch from Python and a fetch, which the
+    slowest one holds up (benchmarks/scaling.py); one device: one, as it always trained."""
+    if setting not in (None, "auto"):
+        return setting
+    return STEPS_PER_EXECUTION if strategy.num_replicas_in_sync > 1 else 1
+
+
+STEPS_PER_EXECUTION = 8
+
+
 def use_threads(setting) -> None:
     """Size TensorFlow's intra-op and inter-op pools; possible only before TensorFlow starts
     its runtime (the first op, device listing or strategy), a RuntimeError after."""

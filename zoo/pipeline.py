@@ -8,7 +8,7 @@ a training or evaluation step takes. The loop itself (`zoo.training`) holds no t
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import tensorflow as tf
 
@@ -120,9 +120,9 @@ def _split_size(info: DataInfo, split: str, raw) -> int:
 
 
 def training_batches(splits: Splits, input_shape, batching: Batching, first_epoch: int = 0,
-                     first_step: int = 0):
+                     first_step: int = 0, context: tf.distribute.InputContext | None = None):
     """The training batches of up to CHAINED_EPOCHS epochs from `first_epoch` on (its first
-    `first_step` batches left out: a run resumed within the epoch), one epoch after another
+    `first_step` steps left out: a run resumed within the epoch), one epoch after another
     in one endless dataset of (model input, target).
 
     A single iterator serves them and prefetches across the end of each epoch, where a new
@@ -130,12 +130,25 @@ def training_batches(splits: Splits, input_shape, batching: Batching, first_epoc
     4,000 images; benchmarks/input_pipeline.py). Each epoch is shuffled from the seed and its
     own number and each batch is augmented from its own number, so a resumed run sees the
     epochs an uninterrupted one would.
+
+    With a `context` (tf.distribute's, one per worker), the batches are one input pipeline's
+    share: every worker shuffles the same way, keeps every n-th example of n pipelines and
+    prepares only those, in batches of one replica's size, so that a step's replicas together
+    take the examples one device would take in that step.
     """
+    context = context or tf.distribute.InputContext()
     buffer = splits.options.get("shuffle_buffer") or SHUFFLE_BUFFER
     examples = shuffled_epochs(splits.train, batching, buffer, first_epoch)
+    if context.num_input_pipelines > 1:  # before any work is done on an example
+        examples = examples.shard(context.num_input_pipelines, context.input_pipeline_id)
+    # what one replica takes in a step, and how many such batches a step takes from here
+    share = replace(batching, batch_size=context.get_per_replica_batch_size(
+        batching.batch_size))
+    local = batching.batch_size // share.batch_size // context.num_input_pipelines
     augmentation = dict(splits.options.get("augment") or {})
-    dataset = _batched(examples, splits, input_shape, batching, augmentation,
-                       first_batch=first_epoch * batching.steps_per_epoch, skip=first_step)
+    dataset = _batched(examples, splits, input_shape, share, augmentation,
+                       first_batch=first_epoch * batching.steps_per_epoch * local,
+                       skip=first_step * local, pipeline=context)
     # Endless: MultiWorkerMirroredStrategy's iterator then skips the all-reduce that asks
     # every worker whether it still has data, each step (12 of the 23 ms a LeNet step spent
     # communicating on two workers: benchmarks/scaling.py)
@@ -148,10 +161,12 @@ def evaluation_batches(splits: Splits, input_shape, batching: Batching):
 
 
 def _batched(examples, splits: Splits, input_shape, batching: Batching, augmentation: dict,
-             first_batch: int | None = None, skip: int = 0):
+             first_batch: int | None = None, skip: int = 0,
+             pipeline: tf.distribute.InputContext | None = None):
     """Raw (uint8 image, label) pairs -> batches of (model input, target), numbered from
     `first_batch` for training (augmentation draws from the number), or one pass (None);
-    the first `skip` batches are left out before any work is done on them.
+    the first `skip` batches are left out before any work is done on them. The numbers of
+    one of several input `pipeline`s are told apart from the others' (each draws its own).
 
     Preprocessing and augmentation run on whole batches: one op per batch instead of one per
     image costs the cores that train less. Images whose sizes vary (a folder of photos,
@@ -173,12 +188,20 @@ def _batched(examples, splits: Splits, input_shape, batching: Batching, augmenta
         random_resized_crop), or resized and center-cropped as data.preprocess says."""
         return random_crops(images, seed) if crop else resize(images, input_shape, options)
 
+    pipeline = pipeline or tf.distribute.InputContext()
+
+    def seed_of(number):
+        """The seed of an image's or a batch's draws: unique over the pipelines, and on one
+        the plain number (what a one-device run has always drawn)."""
+        unique = number * pipeline.num_input_pipelines + pipeline.input_pipeline_id
+        return tf.stack([batching.seed, unique])
+
     fitted_one_by_one = None in splits.info.image_shape
     if fitted_one_by_one:
         first_image = (first_batch or 0) * batching.batch_size
         examples = examples.enumerate(start=first_image).map(
-            lambda number, example: (fit(example[0][None], tf.stack(
-                [batching.seed, number]))[0], example[1]), num_parallel_calls=tf.data.AUTOTUNE)
+            lambda number, example: (fit(example[0][None], seed_of(number))[0], example[1]),
+            num_parallel_calls=tf.data.AUTOTUNE)
 
     randaugment = augmentation.get("randaugment")
     if randaugment:
@@ -186,7 +209,7 @@ def _batched(examples, splits: Splits, input_shape, batching: Batching, augmenta
 
     def prepare(number, batch):
         images, labels = batch
-        seed = tf.stack([batching.seed, number])
+        seed = seed_of(number)
         if not fitted_one_by_one:
             images = fit(images, seed)
         images = convert_channels(images, input_shape[-1])
@@ -225,3 +248,9 @@ def shuffled_epochs(dataset, batching: Batching, buffer: int, first_epoch: int):
 def distribute(strategy: tf.distribute.Strategy, dataset: tf.data.Dataset):
     """An iterator over `dataset`'s batches, each split between the strategy's replicas."""
     return iter(strategy.experimental_distribute_dataset(dataset))
+
+
+def distribute_by_worker(strategy: tf.distribute.Strategy, batches_for):
+    """An iterator over the batches `batches_for(context)` gives each worker's input pipeline
+    (training_batches' share of a step): each worker reads and prepares only its own."""
+    return iter(strategy.distribute_datasets_from_function(batches_for))

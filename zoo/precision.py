@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 import glob
 import json
 import math
@@ -29,7 +30,7 @@ from zoo.checkpoints import spec_fingerprint
 from zoo.devices import describe_threads, dtype_policy, is_chief, precision_candidates
 from zoo.files import write_json_atomically
 from zoo.optimization import make_loss, make_optimizer
-from zoo.pipeline import Splits, training_batches
+from zoo.pipeline import Splits, distribute, training_batches
 from zoo.source import plain
 from zoo.training import Plan, Trainer
 
@@ -112,7 +113,7 @@ def _measured_or_remembered(spec, splits: Splits, strategy, options, check, log)
     began = time.monotonic()
     plan = dataclasses.replace(plan, batch_size=batch)
     seconds = step_seconds(lambda: _checked_model(spec, check), spec.train, plan, lambda model:
-                           iter(training_batches(splits, tuple(model.inputs[0].shape[1:]), plan)),
+                           training_batches(splits, tuple(model.inputs[0].shape[1:]), plan),
                            options)
     measured = {"spec": spec.name, "date": datetime.date.today().isoformat(),
                 "seconds_per_step": seconds}
@@ -134,43 +135,43 @@ def _decided(measured: dict, batch: int, how: str) -> Choice:
                           f"{1000 * seconds[slowest]:.3g} ms a step of {batch}; {how})")
 
 
-def step_seconds(build, section, plan: Plan, batches_for, options) -> dict:
+def step_seconds(build, section, plan: Plan, dataset_for, options) -> dict:
     """Seconds a training step takes in each dtype policy of `options`: `build()` makes the
     model under each, trained as `section` trains (optimizer, loss, weight decay) with
-    `plan`'s batch size on one device, on `batches_for(model)` (an iterator)."""
-    steps, batches = {}, None
+    `plan`'s batch size on one device, on the batches of `dataset_for(model)`."""
+    strategy, one = tf.distribute.get_strategy(), tf.constant(1)
+    steps = {}
     for name in options:
         with dtype_policy(name):
             model = build()
             optimizer = make_optimizer(section, plan.steps_per_epoch, plan.epochs)
-            trainer = Trainer(tf.distribute.get_strategy(), model, optimizer,
-                              make_loss(section), plan)
-        steps[name] = trainer.train_step
-        batches = batches or batches_for(model)
-    return time_alternately(steps, batches)
+            trainer = Trainer(strategy, model, optimizer, make_loss(section), plan)
+        steps[name] = functools.partial(trainer.train_steps,
+                                        distribute(strategy, dataset_for(model)), one)
+    return time_alternately(steps)
 
 
 def fastest(seconds: dict) -> str:
     return min(seconds, key=seconds.get)
 
 
-def time_alternately(steps: dict, batches) -> dict:
+def time_alternately(steps: dict) -> dict:
     """Seconds per call of each step function in its fastest of ROUNDS alternating rounds.
     Other work on the machine only ever slows a round down, so the fastest is the nearest to
     the step's own speed (timeit's reasoning); alternating spreads a busy minute over both."""
     for step in steps.values():
         for _ in range(WARMUP_STEPS):
-            step(next(batches)).numpy()
+            step().numpy()
     began = time.perf_counter()
     for step in steps.values():
-        step(next(batches)).numpy()
+        step().numpy()
     calls = max(1, math.ceil(ROUND_SECONDS * len(steps) / (time.perf_counter() - began)))
     rounds = {name: [] for name in steps}
     for _ in range(ROUNDS):
         for name, step in steps.items():
             began = time.perf_counter()
             for _ in range(calls):
-                step(next(batches)).numpy()
+                step().numpy()
             rounds[name].append((time.perf_counter() - began) / calls)
     return {name: min(seconds) for name, seconds in rounds.items()}
 

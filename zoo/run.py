@@ -74,6 +74,7 @@ def train(spec, *, overrides=(), output: str = "exports", strategy: str | None =
     spec = as_spec(spec, overrides)
     size_thread_pools(spec.train)
     distribution = choose_strategy(strategy)
+    check_batch_splits(spec, distribution.num_replicas_in_sync)
     chief = is_chief(distribution)
     folders = contextlib.ExitStack()  # a run that fails leaves no empty export folders
     if chief:
@@ -209,6 +210,15 @@ def model_checks(spec: Spec, info: DataInfo):
         check_model_fits_data(spec, model, info)
         check_before_training(spec, model)
     return check
+
+
+def check_batch_splits(spec: Spec, replicas: int) -> None:
+    """Each replica takes an equal share of a global batch, prepared by its worker alone."""
+    batch = spec.train.get("batch_size") or 32
+    if batch % replicas:
+        raise spec.train.error("batch_size", f"a global batch of {batch} does not split "
+                               f"evenly over {replicas} replicas: use a multiple of {replicas}, "
+                               f"e.g. {batch // replicas * replicas or replicas}")
 
 
 def check_model_fits_data(spec: Spec, model, info: DataInfo) -> None:

@@ -138,6 +138,7 @@ def _options_of_its_method(pretrain: Mapping) -> None:
 
 MAX_PAD = 1000
 MAX_THREADS = 1024
+MAX_STEPS_PER_EXECUTION = 10_000
 MAX_GIBBS_STEPS = 100  # each step is unrolled into the training step's graph
 MAX_EXTENDS_DEPTH = 16
 MAX_REPEAT = 1_000
@@ -156,6 +157,7 @@ LIMITS = (  # (what, the most allowed, unit), for the reference
     ("a string an expression makes", MAX_STRING_LENGTH, "characters"),
     ("`data.augment.pad_crop`", MAX_PAD, "pixels"),
     ("`train.threads`", MAX_THREADS, "threads per pool"),
+    ("`train.steps_per_execution`", MAX_STEPS_PER_EXECUTION, "steps"),
     ("`pretrain.method.rbm.gibbs_steps`", MAX_GIBBS_STEPS, "steps"),
 )
 
@@ -385,6 +387,13 @@ TRAIN = Table("train", (
         "stay float32; `auto`: the device's fastest, measured for the model on a CPU with "
         "bfloat16 instructions (zoo/precision.py)"),
     Key("xla", Choice("auto", True, False), "auto", "compile the training step with XLA"),
+    Key("steps_per_execution", Either(Choice("auto"), Integer(1, MAX_STEPS_PER_EXECUTION),
+                                      words="auto or a number of steps from 1 to "
+                                      f"{MAX_STEPS_PER_EXECUTION:,}"), "auto",
+        "training steps per call of the compiled loop (fewer round trips from Python); "
+        "checkpoints, a NaN loss and the progress bar still see each step, Ctrl-C stops "
+        "between calls; `auto`: 8 with several replicas, 1 on one device "
+        "(zoo/devices.py)"),
     Key("threads", Either(Choice("auto"), Integer(1, MAX_THREADS), words="auto or a number "
         f"of threads from 1 to {MAX_THREADS:,}"), "auto", "TensorFlow's intra-op and inter-op "
         "pools get this many threads each (train on N cores of a shared machine)"),

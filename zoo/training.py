@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import functools
-import itertools
 import math
 import os
 import signal
@@ -25,10 +24,10 @@ import tensorflow as tf
 
 from zoo.checkpoints import Position, RunState
 from zoo.data import DataInfo
-from zoo.devices import choose_xla
+from zoo.devices import choose_steps_per_execution, choose_xla
 from zoo.divergence import NonFiniteLoss, current_rate, diverged, rate_in_force
-from zoo.pipeline import (CHAINED_EPOCHS, Batching, Splits, distribute, evaluation_batches,
-                          training_batches)
+from zoo.pipeline import (CHAINED_EPOCHS, Batching, Splits, distribute, distribute_by_worker,
+                          evaluation_batches, training_batches)
 from zoo.optimization import averaged_weights, call_parts, make_loss, make_optimizer
 from zoo.progress import EpochProgress
 from zoo.source import Mapping, normalize_name, suggest
@@ -47,6 +46,7 @@ class Plan(Batching):
     plateau: dict = field(default_factory=dict)
     early_stopping: dict = field(default_factory=dict)
     xla: object = "auto"  # auto, True or False (zoo.devices.choose_xla)
+    steps_per_execution: object = "auto"  # auto or a number (choose_steps_per_execution)
     checkpoint_every: int | None = None  # steps; None: at the end of each epoch only
 
     @classmethod
@@ -69,6 +69,7 @@ class Plan(Batching):
             early_stopping=_watching(train.get("early_stopping"), restore_best=True)
             if train.get("early_stopping") else {},
             xla="auto" if train.get("xla") is None else train["xla"],
+            steps_per_execution=train.get("steps_per_execution") or "auto",
             checkpoint_every=train.get("checkpoint_every"))
 
     def checkpoints_within_epoch(self, epoch: int, number: int) -> bool:
@@ -148,32 +149,79 @@ class Trainer:
 
         jit_compile = choose_xla(plan.xla, strategy)
 
-        def run(step):
-            @tf.function(jit_compile=jit_compile)
-            def distributed(batch):
-                return strategy.reduce(tf.distribute.ReduceOp.SUM,
-                                       strategy.run(step, args=batch), axis=None)
-            return distributed
+        @tf.function(jit_compile=jit_compile)
+        def evaluate_batch(batch):
+            return strategy.reduce(tf.distribute.ReduceOp.SUM,
+                                   strategy.run(eval_step, args=batch), axis=None)
 
-        self.train_step, self.eval_step = run(train_step), run(eval_step)
+        self.eval_step = evaluate_batch
 
-    def run_epoch(self, batches, step, steps: int | None = None, done: int = 0,
-                  totals: dict | None = None, after_step=None) -> dict:
-        """Averaged statistics of an epoch of `steps` batches from the iterator (all it has if
-        None), of which `done` were taken before a resume, with the running `totals` they
-        left; `after_step(number, totals)` is called after each step."""
-        totals = dict(totals or {})
-        left = None if steps is None else steps - done
-        for number, batch in enumerate(itertools.islice(batches, left), start=done + 1):
-            for name, value in zip(self.statistic_names, step(batch).numpy()):
-                totals[name] = totals.get(name, 0.0) + float(value)
-            if not math.isfinite(totals["loss"]):  # stop at once: later steps only spread it
-                raise NonFiniteLoss(number, totals["loss"], step is self.train_step)
-            if after_step:
-                after_step(number, totals)
+        # this worker's replicas (the default strategy, one device, has no worker_devices)
+        local_replicas = len(strategy.extended.worker_devices) if replicas > 1 else 1
+        replica_step = tf.function(train_step, jit_compile=True) if jit_compile else train_step
+
+        @tf.function
+        def train_steps(batches, count):
+            """`count` training steps in one call, each on the iterator's next batch: one
+            dispatch from Python and one fetch of the statistics (a row per step) for all of
+            them, which a worker of several otherwise pays at every step. Each replica keeps
+            its rows, summed over the replicas at the end: one all-reduce of statistics a
+            call (a round trip between workers), not one a step."""
+            rows = [tf.TensorArray(tf.float32, size=count) for _ in range(local_replicas)]
+            for index in tf.range(count):
+                results = strategy.experimental_local_results(
+                    strategy.run(replica_step, args=next(batches)))
+                rows = [table.write(index, result) for table, result in zip(rows, results)]
+            tables = [table.stack() for table in rows]
+            return strategy.reduce(tf.distribute.ReduceOp.SUM,
+                                   strategy.experimental_distribute_values_from_function(
+                                       lambda replica: tables[
+                                           replica.replica_id_in_sync_group % local_replicas]),
+                                   axis=None)
+
+        self.train_steps = train_steps
+        self.steps_per_execution = choose_steps_per_execution(plan.steps_per_execution,
+                                                              strategy)
+
+    def train_epoch(self, batches, steps: int, done: int = 0, totals: dict | None = None,
+                    after_step=None, call_ends=lambda number: False) -> dict:
+        """Averaged statistics of an epoch of `steps` training steps on the iterator's
+        batches, of which `done` were taken before a resume, with the running `totals` they
+        left. Steps run `steps_per_execution` to a call; a call also ends after each step
+        `call_ends(number)` names (a checkpoint), so that `after_step(number, totals)`,
+        called after each step, sees the weights of that step there. A NaN loss stops at
+        its step; Ctrl-C between calls."""
+        totals, number = dict(totals or {}), done
+        while number < steps:
+            count = 1
+            while count < min(self.steps_per_execution, steps - number) and not call_ends(
+                    number + count):
+                count += 1
+            for row in self.train_steps(batches, tf.constant(count)).numpy():
+                number += 1
+                self._add(totals, row, number, training=True)
+                if after_step:
+                    after_step(number, totals)
             if INTERRUPTED.is_set():
                 raise KeyboardInterrupt
         return averages(totals)
+
+    def evaluate(self, batches) -> dict:
+        """Averaged statistics of every batch the iterator has."""
+        totals = {}
+        for number, batch in enumerate(batches, start=1):
+            self._add(totals, self.eval_step(batch).numpy(), number, training=False)
+            if INTERRUPTED.is_set():
+                raise KeyboardInterrupt
+        return averages(totals)
+
+    def _add(self, totals: dict, row, number: int, training: bool) -> None:
+        """Step or batch `number`'s statistics into the running totals; a loss no longer
+        finite stops at once (later steps only spread it)."""
+        for name, value in zip(self.statistic_names, row):
+            totals[name] = totals.get(name, 0.0) + float(value)
+        if not math.isfinite(totals["loss"]):
+            raise NonFiniteLoss(number, totals["loss"], training)
 
 
 INTERRUPTED = threading.Event()
@@ -367,16 +415,17 @@ def train_phase(phase: Phase, strategy, state: RunState, log=print, progress: bo
         began = time.monotonic()
         done = start.steps if epoch == start.epochs else 0
         if (epoch - start.epochs) % CHAINED_EPOCHS == 0:
-            train_batches = distribute(strategy, training_batches(
-                splits, input_shape, plan, first_epoch=epoch, first_step=done))
+            train_batches = distribute_by_worker(strategy, functools.partial(
+                training_batches, splits, input_shape, plan, epoch, done))
         after_step = _each_step(plan, state, model, optimizer, epoch,
                                 EpochProgress(plan.steps_per_epoch, done) if progress else None)
         try:
-            metrics = trainer.run_epoch(train_batches, trainer.train_step, plan.steps_per_epoch,
-                                        done, state.partial_totals if done else None, after_step)
+            metrics = trainer.train_epoch(
+                train_batches, plan.steps_per_epoch, done, state.partial_totals if done else None,
+                after_step, call_ends=functools.partial(plan.checkpoints_within_epoch, epoch))
             with averaged_weights(optimizer, model.trainable_variables):  # with `ema`
-                metrics.update({f"val_{key}": value for key, value in trainer.run_epoch(
-                    distribute(strategy, eval_batches), trainer.eval_step).items()})
+                metrics.update({f"val_{key}": value for key, value in trainer.evaluate(
+                    distribute(strategy, eval_batches)).items()})
         except NonFiniteLoss as bad:
             # A checkpoint taken at the step before holds the weights that gave the NaN
             checkpointed = (state.drop(Position(epoch, bad.number - 1), plan.steps_per_epoch)
