@@ -8,7 +8,9 @@ dataset, training phases, versions),
 The SavedModel's `serving_default` takes the raw images as the dataset yields
 them (uint8) under the dataset's input name, applies the spec's preprocessing
 inside, and returns named outputs; a second signature, `preprocess`, returns
-just the preprocessed input.
+just the preprocessed input. The signatures compute each batch normalization that follows a
+convolution inside that convolution (zoo.layers.with_batch_norm_folded: the same outputs,
+faster); model.keras keeps the network as trained.
 
 A version is written into a hidden temporary directory and renamed into place
 at the end: a crash leaves no half-written version, and two runs exporting at

@@ -1,6 +1,7 @@
 """The few layers Keras lacks, and faster versions of two Keras layers (BatchNormalization,
 grouped Conv2D) with the same arguments and weights. Registered so a saved `.keras` file
-reloads them. Specs name them like any Keras layer (zoo.names)."""
+reloads them. Specs name them like any Keras layer (zoo.names). Also the network exports
+serve: batch normalizations folded into the convolutions before them."""
 
 from __future__ import annotations
 
