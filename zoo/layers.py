@@ -191,6 +191,8 @@ def with_batch_norm_folded(model: keras.Model) -> keras.Model:
     convolution, bias, residual addition and ReLU then fuse into one oneDNN kernel. The
     weights are the moving statistics' of now: a model for serving, not for training."""
     pairs = _conv_batch_norm_pairs(model)
+    if not pairs:  # nothing to fold: the model itself, not a copy
+        return model
     normalizations = {normalization.name for normalization in pairs.values()}
 
     def clone(layer):
