@@ -134,12 +134,15 @@ def server(side: str, model: str, threads: int, folder: str):
     import tensorflow as tf
 
     loaded = tf.saved_model.load(export_of(folder, SAVED_MODEL_SIDES[side], model))
-    signature = loaded.signatures["serving_default"]  # which needs `loaded` kept alive
+    signature = loaded.signatures["serving_default"]
     call = (tf.function(lambda image: signature(image=image), jit_compile=True)
             if side.endswith("XLA") else lambda image: signature(image=image))
     shape = signature.structured_input_signature[1]["image"].shape[1:]
-    server.keep = loaded
-    return (lambda images: call(tf.constant(images))["probabilities"].numpy()), shape
+
+    def serve(images, loaded=loaded):  # holding `loaded` keeps the signature's variables
+        return call(tf.constant(images))["probabilities"].numpy()
+
+    return serve, shape
 
 
 def measure(side: str, model: str, threads, folder: str, calls) -> dict:
