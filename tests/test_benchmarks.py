@@ -13,6 +13,7 @@ import sys
 import pytest
 
 from benchmarks.pytorch_comparison import SIDES, torch_python
+from benchmarks.serving import SIDES as SERVING_SIDES
 from conftest import ROOT
 
 pytestmark = pytest.mark.slow
@@ -166,3 +167,21 @@ def test_precision_by_layer_compares_float32_bfloat16_and_auto_training():
     assert ratio == pytest.approx(bfloat16 / float32, abs=0.01)
     assert re.fullmatch(r" (float32|mixed_bfloat16) 1/1 ", row[5])
     assert float(row[7]) == pytest.approx(float(row[6]) / max(float32, bfloat16), abs=0.01)
+
+
+# LeNet exported three ways and converted to ONNX, then a process per side: about 2 minutes
+def test_serving_compares_the_export_with_onnx_runtime_and_any_pytorch():
+    result = run_smoke("serving.py")
+    assert result.returncode == 0, result.stderr
+    found = torch_python(None) is not None
+    assert result.stdout.startswith("No PyTorch python") != found
+    header, *rows = table_rows(result.stdout)
+    assert [cell.strip() for cell in header] == [
+        "threads", "side", "batch-1 latency ms", "batch-64 images/s",
+        "SavedModel speed / side, batch 1", "SavedModel speed / side, batch 64"]
+    assert [row[1].strip() for row in rows] == [
+        side for side in SERVING_SIDES if found or not side.startswith("torch")]
+    assert [cell.strip() for cell in rows[0][4:]] == ["1.00", "1.00"]
+    assert all(float(row[2]) > 0 and float(row[3]) > 0 for row in rows)
+    counts = re.search(r"trainable parameters (.*?);", result.stdout).group(1)
+    assert counts == "Keras 61,706" + (", PyTorch 61,706" if found else "")

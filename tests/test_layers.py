@@ -163,3 +163,49 @@ def test_grouped_conv2d_computes_what_keras_computes(groups):
         results.append([y, *tape.gradient(loss, [x, *layer.trainable_weights])])
     for theirs, mine in zip(*results):
         np.testing.assert_allclose(mine, theirs, rtol=1e-4, atol=1e-4)
+
+
+FOLDABLE = """
+model:
+  inputs: {image: [8, 8, 1]}
+  layers:
+    - conv2d: {filters: 4, kernel_size: 3, padding: same, name: conv1}
+    - batch_normalization: {name: bn1}
+    - relu: {name: relu1}
+    - conv2d: {filters: 4, kernel_size: 3, padding: same, use_bias: false, name: conv2}
+    - batch_normalization: {name: bn2, scale: false}
+    - add: {name: add, inputs: [relu1, bn2]}
+    - conv2d: {filters: 4, kernel_size: 1, activation: relu, name: conv3}
+    - batch_normalization: {name: bn3}
+    - global_average_pooling2d
+    - dense: {units: 10, activation: softmax, name: predictions}
+data: {dataset: digits, preprocess: {rescale: 0.00392156862745098}}
+"""
+
+
+def foldable_model():
+    """FOLDABLE with batch normalizations that change their inputs (random weights and
+    statistics, as after training)."""
+    import zoo
+
+    model = zoo.build_model(FOLDABLE)
+    random = np.random.default_rng(0)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.set_weights([random.uniform(0.5, 2.0, weight.shape) if "variance" in weight.path
+                               else random.normal(0.0, 0.5, weight.shape)
+                               for weight in layer.weights])
+    return model
+
+
+def test_folding_batch_norm_into_convolutions_keeps_the_outputs():
+    from zoo.layers import Folded, with_batch_norm_folded
+
+    model = foldable_model()
+    folded = with_batch_norm_folded(model)
+    # conv3 has an activation before its normalization: it stays as it was
+    assert [type(folded.get_layer(name)) for name in ("bn1", "bn2", "bn3")] == [
+        Folded, Folded, type(model.get_layer("bn3"))]
+    assert folded.get_layer("conv2").use_bias and len(folded.weights) < len(model.weights)
+    images = np.random.default_rng(1).uniform(0, 1, (16, 8, 8, 1)).astype("float32")
+    np.testing.assert_allclose(folded(images), model(images, training=False), atol=1e-6)

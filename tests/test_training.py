@@ -884,3 +884,36 @@ def test_early_stopping_ends_with_the_best_epochs_weights_also_after_a_resume(ti
             f"({min(losses):.4g})") in lines
     assert result.metrics["loss"] == min(losses)
     assert evaluate_export(result.export)["loss"] == pytest.approx(min(losses), rel=1e-4)
+
+
+@pytest.mark.slow  # about 15 s: two exports and a fresh TensorFlow process
+def test_an_export_with_batch_norm_folded_serves_what_the_unfolded_one_did(tmp_path):
+    from test_layers import FOLDABLE, foldable_model
+    from zoo.data import DataInfo
+    from zoo.export import export
+    from zoo.spec import as_spec
+
+    spec, model = as_spec(FOLDABLE), foldable_model()
+    info = DataInfo("digits", (8, 8, 1), [str(digit) for digit in range(10)])
+    versions = [export(spec, model, info, str(tmp_path / name), history={}, metrics={},
+                       dataset={"name": "digits"}, fold_batch_norm=fold)
+                for name, fold in (("folded", True), ("unfolded", False))]
+    images = np.random.default_rng(0).integers(0, 256, (5, 8, 8, 1)).astype(np.uint8)
+    np.save(tmp_path / "images.npy", images)
+    script = (
+        "import sys, numpy as np, tensorflow as tf\n"
+        f"images = tf.constant(np.load({str(tmp_path / 'images.npy')!r}))\n"
+        f"for name, version in zip(('folded', 'unfolded'), {versions!r}):\n"
+        "    model = tf.saved_model.load(version)\n"
+        "    out = model.signatures['serving_default'](image=images)['probabilities']\n"
+        f"    np.save({str(tmp_path)!r} + f'/{{name}}.npy', out.numpy())\n"
+        "    print(len(model.variables))\n"
+        "assert 'zoo' not in sys.modules\n")
+    result = subprocess.run([sys.executable, "-I", "-c", script], cwd="/", capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    folded, unfolded = (np.load(tmp_path / f"{name}.npy") for name in ("folded", "unfolded"))
+    np.testing.assert_allclose(folded, unfolded, atol=1e-6)
+    np.testing.assert_allclose(folded, model(images / 255.0, training=False), atol=1e-6)
+    # two normalizations' four weights each became two biases (bn3 follows a ReLU)
+    assert [int(count) for count in result.stdout.split()][::-1] == [18, 12]

@@ -1,6 +1,7 @@
 """The few layers Keras lacks, and faster versions of two Keras layers (BatchNormalization,
 grouped Conv2D) with the same arguments and weights. Registered so a saved `.keras` file
-reloads them. Specs name them like any Keras layer (zoo.names)."""
+reloads them. Specs name them like any Keras layer (zoo.names). Also the network exports
+serve: batch normalizations folded into the convolutions before them."""
 
 from __future__ import annotations
 
@@ -173,3 +174,66 @@ def with_layer_classes(model: keras.Model, classes: dict, **arguments) -> keras.
         type(layer), type(layer)).from_config({**layer.get_config(), **arguments}))
     clone.set_weights(model.get_weights())
     return clone
+
+
+class Folded(keras.layers.Layer):
+    """Where a batch normalization was folded into the convolution before it: its output
+    unchanged (any `training` or `mask` argument the normalization was called with ignored)."""
+
+    def call(self, inputs, **unused):
+        return inputs
+
+
+def with_batch_norm_folded(model: keras.Model) -> keras.Model:
+    """The network for inference: each convolution whose output only an inference-mode batch
+    normalization reads computes both, its kernel scaled and a bias added, and the
+    normalization becomes `Folded`. Two passes over every such activation fewer, and the
+    convolution, bias, residual addition and ReLU then fuse into one oneDNN kernel. The
+    weights are the moving statistics' of now: a model for serving, not for training."""
+    pairs = _conv_batch_norm_pairs(model)
+    if not pairs:  # nothing to fold: the model itself, not a copy
+        return model
+    normalizations = {normalization.name for normalization in pairs.values()}
+
+    def clone(layer):
+        if layer.name in pairs:
+            return _folded_convolution(layer, pairs[layer.name])
+        return Folded(name=layer.name) if layer.name in normalizations else layer
+
+    return keras.models.clone_model(model, clone_function=clone)
+
+
+def _conv_batch_norm_pairs(model: keras.Model) -> dict:
+    """Convolution name -> the channels-last batch normalization that alone reads its output
+    (a convolution with an activation, or whose output is also the model's, stays apart)."""
+    outputs = {id(tensor) for tensor in model.outputs}
+    pairs = {}
+    for layer in model.layers:
+        if not (isinstance(layer, keras.layers.BatchNormalization) and layer.axis in (-1, 3)
+                and len(layer._inbound_nodes) == 1):
+            continue
+        convolution = layer.input._keras_history.operation
+        if (isinstance(convolution, keras.layers.Conv2D) and convolution.data_format ==
+                "channels_last" and convolution.activation is keras.activations.linear
+                and len(convolution._inbound_nodes) == 1
+                and len(convolution._outbound_nodes) == 1
+                and id(convolution.output) not in outputs):
+            pairs[convolution.name] = layer
+    return pairs
+
+
+def _folded_convolution(convolution: keras.layers.Conv2D,
+                        normalization: keras.layers.BatchNormalization) -> keras.layers.Conv2D:
+    def value(variable):
+        return ops.convert_to_numpy(variable).astype("float64")
+
+    scale = value(normalization.gamma) if normalization.scale else 1.0
+    scale = scale / (value(normalization.moving_variance) + normalization.epsilon) ** 0.5
+    bias = value(convolution.bias) if convolution.use_bias else 0.0
+    bias = (bias - value(normalization.moving_mean)) * scale + (
+        value(normalization.beta) if normalization.center else 0.0)
+    folded = type(convolution).from_config({**convolution.get_config(), "use_bias": True})
+    folded.build(convolution.input.shape)
+    dtype = convolution.kernel.dtype
+    folded.set_weights([(value(convolution.kernel) * scale).astype(dtype), bias.astype(dtype)])
+    return folded
