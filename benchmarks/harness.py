@@ -76,6 +76,21 @@ def benchmark_parser(description: str, repeats: int, smoke: str) -> argparse.Arg
     return parser
 
 
+def add_torch_python(parser: argparse.ArgumentParser) -> None:
+    """--torch-python: the benchmark-only PyTorch environment the torch sides run in."""
+    parser.add_argument("--torch-python", metavar="PATH",
+                        help="the PyTorch environment's python, empty for none (default: "
+                             "$ZOO_TORCH_PYTHON)")
+
+
+def torch_python(given: str | None) -> str | None:
+    """The PyTorch environment's interpreter, or None where there is none (or it is given
+    as empty, to measure the other sides alone)."""
+    if given is None:
+        given = os.environ.get("ZOO_TORCH_PYTHON")
+    return given or None
+
+
 def measured_as_asked(args, measure) -> bool:
     """If the process was started with --measure CASE: print measure(*CASE) as JSON, say so."""
     if args.measure:

@@ -47,7 +47,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.harness import (  # noqa: E402
-    benchmark_parser, interleaved, markdown_table, measured_as_asked, median, peak_rss_mb)
+    add_torch_python, benchmark_parser, interleaved, markdown_table, measured_as_asked, median,
+    peak_rss_mb, torch_python)
 
 # Keras side: training_speed.py's side that measures it
 KERAS_SIDES = {"keras float32": "keras", "zoo default": "zoo default",
@@ -79,14 +80,6 @@ def measure(side: str, threads, image, batch, steps) -> dict:
             "layout": "NHWC"}
 
 
-def torch_python(given: str | None) -> str | None:
-    """The PyTorch environment's interpreter, or None where there is none (or it is given
-    as empty, to measure the Keras sides alone)."""
-    if given is None:
-        given = os.environ.get("ZOO_TORCH_PYTHON")
-    return given or None
-
-
 def ratio(speeds: dict, side: str, other: str) -> str:
     return f"{speeds[side] / speeds[other]:.2f}" if side in speeds and other in speeds else "-"
 
@@ -111,9 +104,7 @@ def main():
     parser.add_argument("--batches", nargs="+", type=int, default=[32, 64])
     parser.add_argument("--image", type=int, default=96)
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--torch-python", metavar="PATH",
-                        help="the PyTorch environment's python, empty for none (default: "
-                             "$ZOO_TORCH_PYTHON)")
+    add_torch_python(parser)
     args = parser.parse_args()
     if measured_as_asked(args, measure):
         return

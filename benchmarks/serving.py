@@ -42,8 +42,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.harness import (  # noqa: E402
-    ROOT, benchmark_parser, interleaved, markdown_table, measured_as_asked)
-from benchmarks.pytorch_comparison import torch_python  # noqa: E402
+    ROOT, add_torch_python, benchmark_parser, interleaved, markdown_table, measured_as_asked,
+    torch_python)
 
 IMAGENET_PREPROCESS = ("data.preprocess={rescale: 0.00392156862745098, "
                        "mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225]}")
@@ -73,7 +73,7 @@ def prepare(model: str, folder: str) -> dict:
     import numpy as np
 
     import zoo
-    from zoo.conversion import FORMATS, _float32_serving
+    from zoo.conversion import FORMATS, float32_serving
     from zoo.data import DataInfo
     from zoo.evaluation import load_metadata
     from zoo.export import export
@@ -92,7 +92,7 @@ def prepare(model: str, folder: str) -> dict:
                fold_batch_norm=fold)
     keras.config.set_dtype_policy("float32")
     folded = export_of(folder, "folded", model)
-    FORMATS["onnx"].write(_float32_serving(folded, load_metadata(folded)),
+    FORMATS["onnx"].write(float32_serving(folded, load_metadata(folded)),
                           os.path.join(folded, "model.onnx"), load_metadata(folded))
     images = random_images(info.image_shape, 8)
     outputs = [open_model(path)(images)["probabilities"] for path in (
@@ -203,9 +203,7 @@ def main():
     parser.add_argument("--calls", type=int, default=0,
                         help="timed batch-1 calls per measurement (default: 12 for ResNet-50, "
                              "200 for LeNet)")
-    parser.add_argument("--torch-python", metavar="PATH",
-                        help="the PyTorch environment's python, empty for none (default: "
-                             "$ZOO_TORCH_PYTHON)")
+    add_torch_python(parser)
     args = parser.parse_args()
     if measured_as_asked(args, measure):
         return

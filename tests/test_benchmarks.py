@@ -12,7 +12,8 @@ import sys
 
 import pytest
 
-from benchmarks.pytorch_comparison import SIDES, torch_python
+from benchmarks.harness import torch_python
+from benchmarks.pytorch_comparison import SIDES
 from benchmarks.serving import SIDES as SERVING_SIDES
 from conftest import ROOT
 

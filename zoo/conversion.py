@@ -61,7 +61,7 @@ def convert(directory: str, formats, log=print) -> dict:
         raise problems[0]
     saved_model = open_model(directory)
     metadata = load_metadata(directory)
-    source = _float32_serving(directory, metadata)
+    source = float32_serving(directory, metadata)
     images = dataset_images(metadata, metadata["dataset"]["eval_split"], CHECK_IMAGES)
     expected = {name: value.numpy() for name, value in source.function(images).items()}
     saved = saved_model(images)
@@ -94,7 +94,7 @@ def convert(directory: str, formats, log=print) -> dict:
 
 
 @dataclass
-class _Source:
+class Convertible:
     """What a converter converts: a tf.function of one input and the model it calls."""
 
     model: keras.Model
@@ -102,7 +102,7 @@ class _Source:
     preprocess: tf.types.experimental.PolymorphicFunction | None = None
 
 
-def _float32_serving(directory: str, metadata: dict) -> _Source:
+def float32_serving(directory: str, metadata: dict) -> Convertible:
     """The export's signatures over model.keras in float32."""
     model = float32_copy(keras.saving.load_model(os.path.join(directory, "model.keras"),
                                                  compile=False))
@@ -112,7 +112,7 @@ def _float32_serving(directory: str, metadata: dict) -> _Source:
     functions = endpoints(serving_model_of(model, metadata["outputs"]), names,
                           tuple(metadata["input"]["shape"][1:]),
                           ((spec.get("data") or {}).get("preprocess")) or {})
-    return _Source(model, functions["serving_default"], functions["preprocess"])
+    return Convertible(model, functions["serving_default"], functions["preprocess"])
 
 
 def float32_copy(model: keras.Model) -> keras.Model:
@@ -131,14 +131,14 @@ def dataset_images(metadata: dict, split: str, count: int) -> np.ndarray:
     return np.stack(images)
 
 
-def _to_onnx(source: _Source, file: str, metadata: dict) -> None:
+def _to_onnx(source: Convertible, file: str, metadata: dict) -> None:
     import tf2onnx
 
     tf2onnx.convert.from_function(source.function, input_signature=source.function
                                   .input_signature, opset=ONNX_OPSET, output_path=file)
 
 
-def _to_litert(source: _Source, file: str, metadata: dict, int8: bool = False) -> None:
+def _to_litert(source: Convertible, file: str, metadata: dict, int8: bool = False) -> None:
     # From a SavedModel of the float32 function: the converter freezes its variables there
     # (converted from the function itself they stay resource variables LiteRT cannot read).
     with tempfile.TemporaryDirectory() as folder:
@@ -201,7 +201,7 @@ def _describe(record: dict) -> str:
     return f"{text} of {record['checked_on_images']} eval images"
 
 
-def _disagreement(directory, kind, record, source: _Source, images) -> RunFailure:
+def _disagreement(directory, kind, record, source: Convertible, images) -> RunFailure:
     inputs = source.preprocess(images[:8])["input"].numpy()
     where = first_departing_layer(source.model, inputs, kind)
     layer = f"; the first layer whose output departs is '{where}'" if where else ""
@@ -230,7 +230,7 @@ def first_departing_layer(model: keras.Model, inputs: np.ndarray, kind: str) -> 
     expected = {name: value.numpy() for name, value in function(inputs).items()}
     with tempfile.TemporaryDirectory() as folder:
         file = os.path.join(folder, FORMATS[kind].file)
-        FORMATS[kind].write(_Source(probe, function), file, None)
+        FORMATS[kind].write(Convertible(probe, function), file, None)
         converted = open_model(file)(inputs)
     for layer in layers:
         scale = max(1.0, float(np.abs(expected[layer.name]).max()))

@@ -205,10 +205,17 @@ def bind_classes(spec: Spec, info: DataInfo, log) -> None:
 
 
 def model_checks(spec: Spec, info: DataInfo):
-    """What a built model must pass before it trains (the run's, and a precision probe's)."""
+    """What a built model must pass before it trains. Every model a run builds (a precision
+    probe's, then its own) comes from the same spec whatever its dtype policy, so the first
+    one checked answers for all and the later calls return at once."""
+    checked = False
+
     def check(model) -> None:
-        check_model_fits_data(spec, model, info)
-        check_before_training(spec, model)
+        nonlocal checked
+        if not checked:
+            check_model_fits_data(spec, model, info)
+            check_before_training(spec, model)
+            checked = True
     return check
 
 
