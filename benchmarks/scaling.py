@@ -54,9 +54,10 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def run_pinned(arguments: list, workers: int, what: str) -> str:
+def run_pinned(arguments: list, workers: int, what: str, first_core: int = 0) -> str:
     """`python ARGUMENTS` as `workers` processes of one cluster on 127.0.0.1 (TF_CONFIG),
-    worker i pinned to core i (modulo the cores); returns the chief's standard output."""
+    worker i pinned to core first_core + i (modulo the cores); returns the chief's standard
+    output."""
     addresses = [f"127.0.0.1:{free_port()}" for _ in range(workers)]
     processes = []
     for index in range(workers):
@@ -65,7 +66,8 @@ def run_pinned(arguments: list, workers: int, what: str) -> str:
             environment["TF_CONFIG"] = json.dumps({"cluster": {"worker": addresses},
                                                    "task": {"type": "worker", "index": index}})
         processes.append(subprocess.Popen(
-            ["taskset", "-c", str(index % os.cpu_count()), sys.executable, *arguments],
+            ["taskset", "-c", str((first_core + index) % os.cpu_count()), sys.executable,
+             *arguments],
             env=environment,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     outputs = [process.communicate() for process in processes]
@@ -125,7 +127,8 @@ def all_reduce_worker(spec: str, steps: int) -> None:
 
 
 def profile_worker(spec: str, batch: int, steps: int) -> None:
-    """One worker of --profile: milliseconds a step of each part, as one JSON line."""
+    """One worker of --profile: milliseconds a step of each part, as one JSON line; run
+    alone (no TF_CONFIG), the milliseconds of each of `steps` steps, one a call."""
     import functools
 
     import keras
@@ -137,7 +140,8 @@ def profile_worker(spec: str, batch: int, steps: int) -> None:
     from zoo.pipeline import distribute, distribute_by_worker, load_splits, training_batches
     from zoo.training import Plan, Trainer
 
-    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    strategy = tf.distribute.MultiWorkerMirroredStrategy() if "TF_CONFIG" in os.environ \
+        else tf.distribute.get_strategy()
     loaded = zoo.load_spec(os.path.join(ROOT, "specs", f"{spec}.yaml"),
                            ["data.dataset=mnist_subset", f"train.batch_size={batch}"])
     splits = load_splits(loaded, "train", download=False)
@@ -162,6 +166,12 @@ def profile_worker(spec: str, batch: int, steps: int) -> None:
                 work()
             return (time.perf_counter() - began) / (steps // count * count) * 1000
 
+        if "TF_CONFIG" not in os.environ:  # each step alone: how much one step varies
+            def one_step():
+                trainer.train_steps(share, tf.constant(1)).numpy()
+            for _ in range(3):  # tracing, warming up
+                one_step()
+            return print(json.dumps([1000 * timed(one_step) for _ in range(steps)]))
         figures = {
             "input: whole batch, split": per_step(lambda: next(whole)),
             "input: own share": per_step(lambda: next(share)),
@@ -173,13 +183,35 @@ def profile_worker(spec: str, batch: int, steps: int) -> None:
     print(json.dumps(figures))
 
 
+def timed(work) -> float:
+    began = time.perf_counter()
+    work()
+    return time.perf_counter() - began
+
+
 def profile(spec: str, batch: int, steps: int) -> list:
-    """A table row per part of a two-worker step of `spec` at global batch `batch`."""
+    """A table row per part of a two-worker step of `spec` at global batch `batch`, then
+    what a synchronous step costs besides the all-reduces: each worker's own step (half the
+    batch, one worker alone on its core, one step a call) varies from step to step and from
+    core to core, and every step of the pair waits for the slower of the two."""
     log = run_pinned([__file__, "--profile-worker", spec, str(batch), str(steps)], 2,
                      f"the profile of {spec}")
     figures = json.loads(log.strip().splitlines()[-1])
     figures["all-reduces alone"] = all_reduce_ms(spec, steps)
-    return [[spec, batch, part, f"{ms:.1f}"] for part, ms in figures.items()]
+    alone = [json.loads(run_pinned([__file__, "--profile-worker", spec, str(batch // 2),
+                                    str(steps)], 1, f"{spec} alone on core {core}",
+                                   first_core=core).strip().splitlines()[-1])
+             for core in (0, 1)]
+    for core, times in enumerate(alone):
+        figures[f"one step alone on core {core} (median, sd)"] = (
+            statistics.median(times), statistics.stdev(times))
+    # the steps of the two cores paired in every way: what a step waiting for the slower costs
+    figures["the slower of the two cores' steps (mean)"] = statistics.mean(
+        max(first, second) for first in alone[0] for second in alone[1])
+    figures["predicted pair step: slower core + all-reduces"] = (
+        figures["the slower of the two cores' steps (mean)"] + figures["all-reduces alone"])
+    return [[spec, batch, part, f"{ms[0]:.1f} ({ms[1]:.1f})" if isinstance(ms, tuple)
+             else f"{ms:.1f}"] for part, ms in figures.items()]
 
 
 def main():
