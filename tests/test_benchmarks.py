@@ -93,8 +93,17 @@ def test_scaling_profile_times_each_part_of_a_two_worker_step():
                        "--profile")
     assert [row[2].strip() for row in rows] == [
         "input: whole batch, split", "input: own share", "step, 1 per call",
-        "steps, 8 per call", "all-reduces alone"]
-    assert all(float(row[3]) > 0 for row in rows)
+        "steps, 8 per call", "all-reduces alone", "one step alone on core 0 (median, sd)",
+        "one step alone on core 1 (median, sd)", "the slower of the two cores' steps (mean)",
+        "predicted pair step: slower core + all-reduces"]
+    figures = {row[2].strip(): [float(number) for number in row[3].strip(" )").split(" (")]
+               for row in rows}
+    assert all(value >= 0 for values in figures.values() for value in values)
+    slower = figures["the slower of the two cores' steps (mean)"][0]
+    assert slower >= max(figures[f"one step alone on core {core} (median, sd)"][0]
+                         for core in (0, 1)) * 0.5  # a mean of maxima, against medians
+    assert figures["predicted pair step: slower core + all-reduces"][0] == pytest.approx(
+        slower + figures["all-reduces alone"][0], abs=0.11)
 
 
 def test_utilization_divides_training_flops_by_the_matmul_peak():

@@ -283,6 +283,32 @@ def test_batches_are_preprocessed_whole_with_tf_data_autotuning_off(tiny):
     np.testing.assert_array_equal(labels, [label for _, label in one_by_one])
 
 
+def test_every_epoch_evaluates_the_whole_eval_split_once_from_one_endless_iterator(tiny):
+    # train_phase keeps one iterator over the repeated evaluation batches for all epochs,
+    # taking ceil(360 / 32) = 12 batches an epoch, the last of 8 images: each epoch must see
+    # exactly the 360 images of one pass, in the same order.
+    import tensorflow as tf
+
+    from zoo.optimization import make_loss, make_optimizer
+    from zoo.pipeline import distribute, evaluation_batches, load_splits
+    from zoo.training import Plan, Trainer
+
+    spec = zoo.load_spec(tiny / "tiny.yaml")
+    splits = load_splits(spec, "train", download=False)
+    plan = Plan.from_section(spec.train, splits.info, splits.train_size)
+    model = zoo.build_model(spec)
+    strategy = tf.distribute.get_strategy()
+    trainer = Trainer(strategy, model, make_optimizer(spec.train, plan.steps_per_epoch,
+                                                      plan.epochs), make_loss(spec.train), plan)
+    endless = distribute(strategy, evaluation_batches(splits, (8, 8, 1), plan).repeat())
+    epochs = [trainer.evaluate(endless, 12) for _ in range(3)]
+    losses = [make_loss(spec.train)(labels, model(images, training=False)).numpy()
+              for images, labels in evaluation_batches(splits, (8, 8, 1), plan)]
+    assert sum(len(batch) for batch in losses) == 360
+    assert epochs[0] == epochs[1] == epochs[2]
+    assert epochs[0]["loss"] == pytest.approx(np.concatenate(losses).mean(), rel=1e-5)
+
+
 @pytest.mark.parametrize("augment", ["{flip: horizontal, pad_crop: 1}",
                                      "{randaugment: {num_ops: 3}, random_erasing: 0.5}"])
 def test_each_epoch_is_shuffled_anew_and_a_resumed_run_sees_the_same_epochs(tiny, monkeypatch,
