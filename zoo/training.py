@@ -414,8 +414,11 @@ def train_phase(phase: Phase, strategy, state: RunState, log=print, progress: bo
     # a fresh iterator each epoch cost a MultiWorkerMirroredStrategy worker 60-140 ms (a
     # third of LeNet's epoch of 16 steps), and an endless one skips the all-reduce that asks
     # the workers whether data is left before every batch.
-    eval_steps = math.ceil(splits.eval_size / plan.batch_size)
-    eval_batches = distribute(strategy, evaluation_batches(splits, input_shape, plan).repeat())
+    one_pass = evaluation_batches(splits, input_shape, plan)
+    eval_steps = int(one_pass.cardinality())  # negative where tf.data cannot tell
+    if eval_steps < 0:
+        eval_steps = math.ceil(splits.eval_size / plan.batch_size)
+    eval_batches = distribute(strategy, one_pass.repeat())
     for epoch in range(start.epochs, plan.epochs):
         began = time.monotonic()
         done = start.steps if epoch == start.epochs else 0
