@@ -284,13 +284,13 @@ def test_batches_are_preprocessed_whole_with_tf_data_autotuning_off(tiny):
 
 
 def test_every_epoch_evaluates_the_whole_eval_split_once_from_one_endless_iterator(tiny):
-    # train_phase keeps one iterator over the repeated evaluation batches for all epochs,
-    # taking ceil(360 / 32) = 12 batches an epoch, the last of 8 images: each epoch must see
-    # exactly the 360 images of one pass, in the same order.
+    # train_phase keeps one iterator over the endless evaluation batches for all epochs,
+    # taking a pass of ceil(360 / 32) = 12 batches an epoch, the last of 8 images: each
+    # epoch must see exactly the 360 images of one pass, in the same order.
     import tensorflow as tf
 
     from zoo.optimization import make_loss, make_optimizer
-    from zoo.pipeline import distribute, evaluation_batches, load_splits
+    from zoo.pipeline import distribute, evaluation_batches, evaluation_passes, load_splits
     from zoo.training import Plan, Trainer
 
     spec = zoo.load_spec(tiny / "tiny.yaml")
@@ -300,8 +300,10 @@ def test_every_epoch_evaluates_the_whole_eval_split_once_from_one_endless_iterat
     strategy = tf.distribute.get_strategy()
     trainer = Trainer(strategy, model, make_optimizer(spec.train, plan.steps_per_epoch,
                                                       plan.epochs), make_loss(spec.train), plan)
-    endless = distribute(strategy, evaluation_batches(splits, (8, 8, 1), plan).repeat())
-    epochs = [trainer.evaluate(endless, 12) for _ in range(3)]
+    endless, steps = evaluation_passes(splits, (8, 8, 1), plan)
+    assert steps == 12
+    batches = distribute(strategy, endless)
+    epochs = [trainer.evaluate(batches, steps) for _ in range(3)]
     losses = [make_loss(spec.train)(labels, model(images, training=False)).numpy()
               for images, labels in evaluation_batches(splits, (8, 8, 1), plan)]
     assert sum(len(batch) for batch in losses) == 360

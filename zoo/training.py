@@ -27,7 +27,7 @@ from zoo.data import DataInfo
 from zoo.devices import choose_steps_per_execution, choose_xla
 from zoo.divergence import NonFiniteLoss, current_rate, diverged, rate_in_force
 from zoo.pipeline import (CHAINED_EPOCHS, Batching, Splits, distribute, distribute_by_worker,
-                          evaluation_batches, training_batches)
+                          evaluation_passes, training_batches)
 from zoo.optimization import averaged_weights, call_parts, make_loss, make_optimizer
 from zoo.progress import EpochProgress
 from zoo.source import Mapping, normalize_name, suggest
@@ -410,15 +410,8 @@ def train_phase(phase: Phase, strategy, state: RunState, log=print, progress: bo
     elif start.epochs:
         log(f"resuming {phase.title} after epoch {start.epochs} of {plan.epochs} "
             f"(checkpoint in {state.directory})")
-    # One endless iterator serves every epoch's evaluation, `eval_steps` batches at a time:
-    # a fresh iterator each epoch cost a MultiWorkerMirroredStrategy worker 60-140 ms (a
-    # third of LeNet's epoch of 16 steps), and an endless one skips the all-reduce that asks
-    # the workers whether data is left before every batch.
-    one_pass = evaluation_batches(splits, input_shape, plan)
-    eval_steps = int(one_pass.cardinality())  # negative where tf.data cannot tell
-    if eval_steps < 0:
-        eval_steps = math.ceil(splits.eval_size / plan.batch_size)
-    eval_batches = distribute(strategy, one_pass.repeat())
+    endless, eval_steps = evaluation_passes(splits, input_shape, plan)
+    eval_batches = distribute(strategy, endless)  # one iterator for every epoch's evaluation
     for epoch in range(start.epochs, plan.epochs):
         began = time.monotonic()
         done = start.steps if epoch == start.epochs else 0
