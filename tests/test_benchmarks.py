@@ -109,7 +109,12 @@ def test_scaling_profile_times_each_part_of_a_two_worker_step():
 def test_utilization_divides_training_flops_by_the_matmul_peak():
     rows = smoke_table("utilization.py", ["spec", "precision", "images/s", "MMACs/example",
                                           "training GFLOP/s", "peak GFLOP/s", "of peak"])
-    assert [row[1].strip() for row in rows] == ["float32", "mixed_bfloat16"]
+    from zoo.devices import precision_candidates
+
+    # float32, then the default: what `auto` measured faster here (float32 too, at times,
+    # for the smoke run's tiny LeNet steps)
+    assert rows[0][1].strip() == "float32"
+    assert rows[1][1].strip() in precision_candidates("auto")
     for row in rows:  # 3 x 2 x MACs x images/s, divided by the peak of its precision
         speed, macs, achieved, peak = (float(row[index]) for index in (2, 3, 4, 5))
         assert achieved == pytest.approx(6 * macs * speed / 1e3, rel=0.01, abs=0.06)
