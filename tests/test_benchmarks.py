@@ -176,12 +176,14 @@ def test_layers_compares_stock_and_zoo_layers():
 def test_precision_by_layer_compares_float32_bfloat16_and_auto_training():
     (row,) = smoke_table("precision_by_layer.py", [
         "layer type", "MMACs/image", "float32 images/s", "mixed_bfloat16 images/s", "bf16/f32",
-        "auto picked", "auto images/s", "auto/best"])
+        "auto picked", "auto images/s", "auto/best", "picked/best"])
     assert row[0].strip() == "dense" and float(row[1]) == 4.2  # 3072x1024 + 1024x1024 + ...
     float32, bfloat16, ratio = map(float, row[2:5])
     assert ratio == pytest.approx(bfloat16 / float32, abs=0.01)
     assert re.fullmatch(r" (float32|mixed_bfloat16) 1/1 ", row[5])
     assert float(row[7]) == pytest.approx(float(row[6]) / max(float32, bfloat16), abs=0.01)
+    picked = float32 if "float32" in row[5] else bfloat16
+    assert float(row[8]) == pytest.approx(picked / max(float32, bfloat16), abs=0.01)
 
 
 # LeNet exported three ways and converted to ONNX, then a process per side: about 2 minutes
