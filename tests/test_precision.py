@@ -34,6 +34,28 @@ def test_the_slower_of_two_steps_is_measured_slower_whichever_comes_first(monkey
         assert seconds["slow"] / seconds["fast"] == pytest.approx(2.5, rel=0.4)
 
 
+def counted(step):
+    def call():
+        call.count += 1
+        return step()
+    call.count = 0
+    return call
+
+
+def test_a_close_call_is_measured_longer_than_a_clear_one(monkeypatch):
+    monkeypatch.setattr("zoo.precision.ROUND_SECONDS", 0.02)
+    monkeypatch.setattr("zoo.precision.PROBE_SECONDS", 0.5)
+    clear = {"slow": counted(sleeping_step(0.006)), "fast": counted(sleeping_step(0.002))}
+    close = {"slow": counted(sleeping_step(0.0042)), "fast": counted(sleeping_step(0.004))}
+    started = time.perf_counter()
+    time_alternately(clear)
+    clear_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    time_alternately(close)
+    assert time.perf_counter() - started >= 0.5 > clear_seconds  # the budget, then it stops
+    assert close["fast"].count > 2 * clear["fast"].count
+
+
 @pytest.fixture
 def two_precisions(tmp_path, monkeypatch):
     """A run in tmp_path where auto has both precisions to choose from, whatever this CPU
