@@ -9,13 +9,13 @@ import pytest
 import tensorflow as tf
 
 import zoo
-from zoo.precision import cache_file, time_alternately
+from zoo.precision import cache_file, fastest, time_alternately
 
 from conftest import TINY
 
 MEASURED = re.compile(r"precision auto: (float32|mixed_bfloat16), (\d+\.\d\d)x as fast as "
-                      r"(float32|mixed_bfloat16) for this model here \(([\d.]+) vs ([\d.]+) "
-                      r"ms a step of 32; measured in \d+ s\)")
+                      r"(float32|mixed_bfloat16)(, a tie within 5%, which goes to it)? for this "
+                      r"model here \(([\d.]+) vs ([\d.]+) ms a step of 32; measured in \d+ s\)")
 
 
 def sleeping_step(seconds):
@@ -56,6 +56,13 @@ def test_a_close_call_is_measured_longer_than_a_clear_one(monkeypatch):
     assert close["fast"].count > 2 * clear["fast"].count
 
 
+def test_a_near_tie_goes_to_bfloat16_and_anything_more_to_the_faster():
+    assert fastest({"float32": 1.0, "mixed_bfloat16": 1.04}) == "mixed_bfloat16"
+    assert fastest({"float32": 1.0, "mixed_bfloat16": 1.06}) == "float32"
+    assert fastest({"float32": 1.5, "mixed_bfloat16": 1.0}) == "mixed_bfloat16"
+    assert fastest({"float32": 1.02, "mixed_float16": 1.0}) == "mixed_float16"  # a GPU's pair
+
+
 @pytest.fixture
 def two_precisions(tmp_path, monkeypatch):
     """A run in tmp_path where auto has both precisions to choose from, whatever this CPU
@@ -78,7 +85,7 @@ def test_auto_measures_both_precisions_once_and_trains_in_the_faster(two_precisi
                         "mixed_bfloat16 (once per model and machine)")
     measured = MEASURED.fullmatch(lines[2])
     assert measured, lines[2]
-    chosen, ratio, other, faster, slower = measured.groups()
+    chosen, ratio, other, tie, faster, slower = measured.groups()
     assert {chosen, other} == {"float32", "mixed_bfloat16"}
     assert float(ratio) == pytest.approx(float(slower) / float(faster), rel=0.015)
     assert lines[1].endswith(f"over 1 replica(s), {chosen}")
@@ -87,7 +94,8 @@ def test_auto_measures_both_precisions_once_and_trains_in_the_faster(two_precisi
     assert entry["spec"] == "spec" and set(entry["seconds_per_step"]) == {chosen, other}
 
     _, again = train("train.epochs=2", "train.seed=5")  # what a step computes is unchanged
-    assert again[1] == (f"precision auto: {chosen}, {ratio}x as fast as {other} for this model "
+    assert again[1] == (f"precision auto: {chosen}, {ratio}x as fast as {other}{tie or ''} "
+                        "for this model "
                         f"here ({faster} vs {slower} ms a step of 32; measured "
                         f"{entry['date']}, remembered in {cache_file()})")
     _, other_model = train("model.layers[1].dense.units=64")

@@ -42,6 +42,11 @@ ROUND_SECONDS = 0.1  # each round lasts at least this long (or one step, if long
 # "Precision by layer type"), and a close call is cheap to measure longer once per model.
 CLEAR_MARGIN = 1.15
 PROBE_SECONDS = 3.0
+# Within this factor of the fastest, mixed_bfloat16 is taken: a near tie is beyond what the
+# probe can rank here (a depthwise network measured 0.95-1.08 inside it and 1.04-1.17 in
+# separate runs), and bfloat16 halves the activations' memory at float32's accuracy
+# (BENCHMARKS.md, "Accuracy of the precision default"). Auto is then within 5% of the best.
+TIE = 1.05
 WARMUP_STEPS = 2  # the first traces the step, the second lets oneDNN pick its kernels
 # In the train section, what changes the work a step does; the rest (epochs, seed, schedule)
 # does not change which precision is faster.
@@ -134,10 +139,13 @@ def _checked_model(spec, check) -> keras.Model:
 
 def _decided(measured: dict, batch: int, how: str) -> Choice:
     seconds = measured["seconds_per_step"]
-    winner, slowest = fastest(seconds), max(seconds, key=seconds.get)
-    return Choice(winner, f"{seconds[slowest] / seconds[winner]:.2f}x as fast as {slowest} "
+    winner = fastest(seconds)
+    other = max((name for name in seconds if name != winner), key=seconds.get)
+    tie = (f", a tie within {TIE - 1:.0%}, which goes to it" if seconds[winner] > seconds[other]
+           else "")
+    return Choice(winner, f"{seconds[other] / seconds[winner]:.2f}x as fast as {other}{tie} "
                           f"for this model here ({1000 * seconds[winner]:.3g} vs "
-                          f"{1000 * seconds[slowest]:.3g} ms a step of {batch}; {how})")
+                          f"{1000 * seconds[other]:.3g} ms a step of {batch}; {how})")
 
 
 def step_seconds(build, section, plan: Plan, dataset_for, options) -> dict:
@@ -157,7 +165,11 @@ def step_seconds(build, section, plan: Plan, dataset_for, options) -> dict:
 
 
 def fastest(seconds: dict) -> str:
-    return min(seconds, key=seconds.get)
+    """The precision to train in: the fastest, or mixed_bfloat16 within TIE of it."""
+    quickest = min(seconds, key=seconds.get)
+    if seconds.get("mixed_bfloat16", math.inf) <= TIE * seconds[quickest]:
+        return "mixed_bfloat16"
+    return quickest
 
 
 def time_alternately(steps: dict) -> dict:
