@@ -111,7 +111,7 @@ def test_utilization_divides_training_flops_by_the_matmul_peak():
                                           "training GFLOP/s", "peak GFLOP/s", "of peak"])
     from zoo.devices import precision_candidates
 
-    # float32, then the default: what `auto` measured faster here (float32 too, at times,
+    # float32, then the default: what `auto` chose here (float32 too, at times,
     # for the smoke run's tiny LeNet steps)
     assert rows[0][1].strip() == "float32"
     assert rows[1][1].strip() in precision_candidates("auto")
