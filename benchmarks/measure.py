@@ -14,7 +14,7 @@ import tensorflow as tf
 from zoo.data import without_autotuning
 from zoo.devices import precision_candidates
 from zoo.pipeline import distribute
-from zoo.precision import fastest, step_seconds
+from zoo.precision import precision_to_train_in, step_seconds
 from zoo.optimization import make_loss, make_optimizer
 from zoo.training import Plan, Trainer
 
@@ -74,8 +74,9 @@ def precision_for(setting: str | None, build, batch_size: int) -> str:
     options = precision_candidates(setting)
     if len(options) == 1:
         return options[0]
-    return fastest(step_seconds(build, SECTION, loop_plan(batch_size, 1),
-                                lambda model: in_memory_batches(model, batch_size), options))
+    return precision_to_train_in(step_seconds(
+        build, SECTION, loop_plan(batch_size, 1),
+        lambda model: in_memory_batches(model, batch_size), options))
 
 
 def inference(model: keras.Model, batch_size: int, steps: int) -> float:

@@ -83,7 +83,7 @@ def measure(layer: str, precision: str, steps: str) -> dict:
     def build():
         return zoo.build_model(spec_text(layer))
 
-    chosen = precision_for(precision, build, BATCH)  # auto: what its probe measured faster
+    chosen = precision_for(precision, build, BATCH)  # auto: what its probe chose
     with dtype_policy(chosen):
         model = build()
         speed = zoo_loop(model, BATCH, int(steps), xla=False)

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 import zoo
-from zoo.precision import cache_file, fastest, time_alternately
+from zoo.precision import cache_file, precision_to_train_in, time_alternately
 
 from conftest import TINY
 
@@ -57,10 +57,11 @@ def test_a_close_call_is_measured_longer_than_a_clear_one(monkeypatch):
 
 
 def test_a_near_tie_goes_to_bfloat16_and_anything_more_to_the_faster():
-    assert fastest({"float32": 1.0, "mixed_bfloat16": 1.04}) == "mixed_bfloat16"
-    assert fastest({"float32": 1.0, "mixed_bfloat16": 1.06}) == "float32"
-    assert fastest({"float32": 1.5, "mixed_bfloat16": 1.0}) == "mixed_bfloat16"
-    assert fastest({"float32": 1.02, "mixed_float16": 1.0}) == "mixed_float16"  # a GPU's pair
+    assert precision_to_train_in({"float32": 1.0, "mixed_bfloat16": 1.04}) == "mixed_bfloat16"
+    assert precision_to_train_in({"float32": 1.0, "mixed_bfloat16": 1.06}) == "float32"
+    assert precision_to_train_in({"float32": 1.5, "mixed_bfloat16": 1.0}) == "mixed_bfloat16"
+    gpu_pair = {"float32": 1.02, "mixed_float16": 1.0}
+    assert precision_to_train_in(gpu_pair) == "mixed_float16"
 
 
 @pytest.fixture

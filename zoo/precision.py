@@ -17,6 +17,7 @@ import dataclasses
 import datetime
 import functools
 import glob
+import itertools
 import json
 import math
 import os
@@ -139,7 +140,7 @@ def _checked_model(spec, check) -> keras.Model:
 
 def _decided(measured: dict, batch: int, how: str) -> Choice:
     seconds = measured["seconds_per_step"]
-    winner = fastest(seconds)
+    winner = precision_to_train_in(seconds)
     other = max((name for name in seconds if name != winner), key=seconds.get)
     tie = (f", a tie within {TIE - 1:.0%}, which goes to it" if seconds[winner] > seconds[other]
            else "")
@@ -164,7 +165,7 @@ def step_seconds(build, section, plan: Plan, dataset_for, options) -> dict:
     return time_alternately(steps)
 
 
-def fastest(seconds: dict) -> str:
+def precision_to_train_in(seconds: dict) -> str:
     """The precision to train in: the fastest, or mixed_bfloat16 within TIE of it."""
     quickest = min(seconds, key=seconds.get)
     if seconds.get("mixed_bfloat16", math.inf) <= TIE * seconds[quickest]:
@@ -186,17 +187,16 @@ def time_alternately(steps: dict) -> dict:
     calls = max(1, math.ceil(ROUND_SECONDS * len(steps) / (time.perf_counter() - began)))
     rounds = {name: [] for name in steps}
     probing = time.perf_counter()
-    while True:
+    for done in itertools.count(1):
         for name, step in steps.items():
             began = time.perf_counter()
             for _ in range(calls):
                 step().numpy()
             rounds[name].append((time.perf_counter() - began) / calls)
-        fastest_rounds = sorted(min(seconds) for seconds in rounds.values())
-        if len(rounds[name]) >= ROUNDS and (
-                fastest_rounds[-1] >= CLEAR_MARGIN * fastest_rounds[0]
-                or time.perf_counter() - probing >= PROBE_SECONDS):
-            return {name: min(seconds) for name, seconds in rounds.items()}
+        best = {name: min(seconds) for name, seconds in rounds.items()}
+        clear = max(best.values()) >= CLEAR_MARGIN * min(best.values())
+        if done >= ROUNDS and (clear or time.perf_counter() - probing >= PROBE_SECONDS):
+            return best
 
 
 def _cache_key(spec, batch: int, options) -> str:
