@@ -20,6 +20,11 @@ the same preprocessing and returns probabilities as numpy. Sides:
 - SavedModel + XLA: the loaded signature called inside tf.function(jit_compile=True);
 - SavedModel mixed_bfloat16: the model built under the mixed_bfloat16 policy, what a
   model trained with `train.precision: auto` exports on this CPU (not float32);
+- SavedModel, weights cached: the export served by a process with
+  TF_ONEDNN_ASSUME_FROZEN_WEIGHTS=1, which lets oneDNN keep each convolution's weights in
+  its own layout from one call to the next (safe only where nothing trains);
+- SavedModel, constant weights: the loaded signature with its variables made constants
+  (convert_variables_to_constants_v2), the same caching without the environment variable;
 - ONNX Runtime: model.onnx, CPUExecutionProvider, all graph optimisations (its default);
 - torch eager NCHW, torch eager channels_last, torch.compile channels_last (inductor), and
   torch bf16 channels_last (eager under torch.autocast bfloat16): all under inference_mode.
@@ -54,7 +59,9 @@ EXPORTS = {"folded": ("float32", True), "unfolded": ("float32", False),
            "bfloat16": ("mixed_bfloat16", True)}
 # Keras side -> the export it serves
 SAVED_MODEL_SIDES = {"SavedModel": "folded", "SavedModel, unfolded": "unfolded",
-                     "SavedModel + XLA": "folded", "SavedModel mixed_bfloat16": "bfloat16"}
+                     "SavedModel + XLA": "folded", "SavedModel mixed_bfloat16": "bfloat16",
+                     "SavedModel, weights cached": "folded",
+                     "SavedModel, constant weights": "folded"}
 ONNX = "ONNX Runtime"
 # PyTorch side -> (channels_last, torch.compile, bfloat16 autocast)
 TORCH_SIDES = {"torch eager NCHW": (False, False, False),
@@ -128,15 +135,24 @@ def server(side: str, model: str, threads: int, folder: str):
             providers=["CPUExecutionProvider"])
         source = session.get_inputs()[0]
         return (lambda images: session.run(None, {source.name: images})[0]), source.shape[1:]
+    if side.endswith("weights cached"):  # read once, at the first convolution
+        os.environ["TF_ONEDNN_ASSUME_FROZEN_WEIGHTS"] = "1"
     from zoo.devices import use_threads
 
     use_threads(threads)
     import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2)
 
     loaded = tf.saved_model.load(export_of(folder, SAVED_MODEL_SIDES[side], model))
     signature = loaded.signatures["serving_default"]
-    call = (tf.function(lambda image: signature(image=image), jit_compile=True)
-            if side.endswith("XLA") else lambda image: signature(image=image))
+    call = lambda image: signature(image=image)  # noqa: E731
+    if side.endswith("XLA"):
+        call = tf.function(call, jit_compile=True)
+    if side.endswith("constant weights"):
+        frozen = convert_variables_to_constants_v2(signature)  # returns a flat list
+        call = lambda image: tf.nest.pack_sequence_as(  # noqa: E731
+            signature.structured_outputs, frozen(image=image))
     shape = signature.structured_input_signature[1]["image"].shape[1:]
 
     def serve(images, loaded=loaded):  # holding `loaded` keeps the signature's variables
