@@ -141,8 +141,6 @@ def server(side: str, model: str, threads: int, folder: str):
 
     use_threads(threads)
     import tensorflow as tf
-    from tensorflow.python.framework.convert_to_constants import (
-        convert_variables_to_constants_v2)
 
     loaded = tf.saved_model.load(export_of(folder, SAVED_MODEL_SIDES[side], model))
     signature = loaded.signatures["serving_default"]
@@ -150,6 +148,9 @@ def server(side: str, model: str, threads: int, folder: str):
     if side.endswith("XLA"):
         call = tf.function(call, jit_compile=True)
     if side.endswith("constant weights"):
+        from tensorflow.python.framework.convert_to_constants import (
+            convert_variables_to_constants_v2)
+
         frozen = convert_variables_to_constants_v2(signature)  # returns a flat list
         call = lambda image: tf.nest.pack_sequence_as(  # noqa: E731
             signature.structured_outputs, frozen(image=image))
