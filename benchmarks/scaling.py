@@ -17,6 +17,8 @@ the per-step communication cost is the two-worker step time minus the one-worker
 step time at B/2 (the same computation per worker, without the all-reduce). The last
 column times a step's two all-reduces alone (the gradients, the statistics) on the same
 pinned pair: what the communication would cost with no worker waiting for the other.
+The last column is the largest share of the pinned cores' time that the hypervisor gave to
+something else (steal, from /proc/stat) in any repetition: a run with steal is a slowed run.
 With --workers 4 on this 2-core machine, worker i is pinned to core i mod 2: two workers
 share each core, so the step time measures the all-reduce's extra hops, not the speed-up.
 
@@ -77,8 +79,20 @@ def run_pinned(arguments: list, workers: int, what: str, first_core: int = 0) ->
     return outputs[0][0]
 
 
-def epoch_seconds(spec: str, batch: int, workers: int, epochs: int, steps: int) -> list:
-    """Seconds of each epoch after the first, as the chief logged them."""
+def cpu_jiffies(cores: set) -> tuple:
+    """(all, stolen) time of `cores` so far, in clock ticks, from /proc/stat: stolen is the
+    time the hypervisor gave this virtual machine's cores to something else."""
+    with open("/proc/stat") as stat:
+        rows = [line.split() for line in stat if re.match(r"cpu\d", line)]
+    counts = [[int(count) for count in row[1:9]] for row in rows if int(row[0][3:]) in cores]
+    return sum(sum(count) for count in counts), sum(count[7] for count in counts)
+
+
+def epoch_seconds(spec: str, batch: int, workers: int, epochs: int, steps: int) -> tuple:
+    """Seconds of each epoch after the first, as the chief logged them, and the share of the
+    run's cores' time that the hypervisor stole."""
+    cores = {index % os.cpu_count() for index in range(workers)}
+    before = cpu_jiffies(cores)
     with tempfile.TemporaryDirectory() as output:
         log = run_pinned([os.path.join(ROOT, "train.py"),
                           os.path.join(ROOT, "specs", f"{spec}.yaml"), "--output", output,
@@ -89,7 +103,9 @@ def epoch_seconds(spec: str, batch: int, workers: int, epochs: int, steps: int) 
                           "--set", f"train.epochs={epochs}",
                           "--set", f"train.steps_per_epoch={steps}"],
                          workers, f"{spec} with {workers} worker(s)")
-    return [float(seconds) for epoch, seconds in EPOCH_LINE.findall(log) if int(epoch) > 1]
+    (all_after, stolen_after), (all_before, stolen_before) = cpu_jiffies(cores), before
+    return ([float(seconds) for epoch, seconds in EPOCH_LINE.findall(log) if int(epoch) > 1],
+            (stolen_after - stolen_before) / max(all_after - all_before, 1))
 
 
 def all_reduce_ms(spec: str, steps: int, workers: int = 2) -> float:
@@ -250,14 +266,15 @@ def main():
         n = args.workers
         runs = {"1 worker, batch B": (batch, 1), f"1 worker, batch B/{n}": (batch // n, 1),
                 f"{n} workers, batch B/{n} each": (batch, n)}
-        seconds = {name: [] for name in runs}
+        seconds, stolen = {name: [] for name in runs}, {name: [] for name in runs}
         for _ in range(args.repeats):
             for name, (global_batch, workers) in runs.items():
                 # at least 16 steps an epoch: the epoch's end (validation, checkpoint) is
                 # then a small part of a step's time, however large the batch
                 steps = max(args.images_per_epoch // global_batch, 16)
-                seconds[name] += [value / steps for value in epoch_seconds(
-                    spec, global_batch, workers, args.epochs, steps)]
+                epochs, steal = epoch_seconds(spec, global_batch, workers, args.epochs, steps)
+                seconds[name] += [value / steps for value in epochs]
+                stolen[name].append(steal)
         step = {name: statistics.median(values) for name, values in seconds.items()}
         spread = {name: (min(values), max(values)) for name, values in seconds.items()}
         one, several = (batch / step[name] for name in (
@@ -269,12 +286,17 @@ def main():
                                   for _ in range(args.repeats))
         rows.append([spec, batch, f"{one:.1f}", f"{several:.1f}",
                      f"{several / one:.2f} ({low:.2f}-{high:.2f})",
-                     f"{communication * 1000:.1f}", f"{alone:.1f}"])
+                     f"{communication * 1000:.1f}", f"{alone:.1f}",
+                     " / ".join(f"{100 * max(stolen[name]):.1f}" for name in (
+                         "1 worker, batch B", f"{n} workers, batch B/{n} each"))])
     print(f"medians over epochs 2..{args.epochs} of {args.repeats} alternating repetitions "
-          "(in brackets: slowest to fastest epochs); epochs include a 64-image validation pass")
+          "(in brackets: slowest to fastest epochs); epochs include a 64-image validation pass;\n"
+          "most stolen: the largest share of the pinned cores' time the hypervisor took, in "
+          "any repetition")
     print(markdown_table(["spec", "global batch B", "1 worker, images/s",
                           f"{n} workers, images/s", f"speed-up (ideal {n}.0)",
-                          "communication per step, ms", "the all-reduces alone, ms"], rows))
+                          "communication per step, ms", "the all-reduces alone, ms",
+                          f"most stolen, % (1 worker / {n} workers)"], rows))
 
 
 if __name__ == "__main__":

@@ -82,10 +82,12 @@ def test_scaling_runs_one_and_two_workers():
     (row,) = smoke_table("scaling.py", ["spec", "global batch B", "1 worker, images/s",
                                         "2 workers, images/s", "speed-up (ideal 2.0)",
                                         "communication per step, ms",
-                                        "the all-reduces alone, ms"])
+                                        "the all-reduces alone, ms",
+                                        "most stolen, % (1 worker / 2 workers)"])
     speed_up, spread = row[4].strip().split(maxsplit=1)  # the median, (slowest-fastest)
     assert row[0].strip() == "lenet" and float(speed_up) > 0 and float(row[6]) > 0
     assert spread.startswith("(") and spread.endswith(")")
+    assert all(0 <= float(share) <= 100 for share in row[7].split(" / "))
 
 
 def test_scaling_profile_times_each_part_of_a_two_worker_step():
