@@ -25,6 +25,10 @@ the same preprocessing and returns probabilities as numpy. Sides:
   its own layout from one call to the next (safe only where nothing trains);
 - SavedModel, constant weights: the loaded signature with its variables made constants
   (convert_variables_to_constants_v2), the same caching without the environment variable;
+- SavedModel, session: the export loaded into a TF1 Session (tf.compat.v1.saved_model.loader)
+  and called through Session.make_callable, TensorFlow Serving's own path (it serves a
+  SavedModelBundle with Session::Run) less its network: the graph's cost without the eager
+  function call that tf.saved_model.load's signatures go through;
 - ONNX Runtime: model.onnx, CPUExecutionProvider, all graph optimisations (its default);
 - torch eager NCHW, torch eager channels_last, torch.compile channels_last (inductor), and
   torch bf16 channels_last (eager under torch.autocast bfloat16): all under inference_mode.
@@ -61,7 +65,8 @@ EXPORTS = {"folded": ("float32", True), "unfolded": ("float32", False),
 SAVED_MODEL_SIDES = {"SavedModel": "folded", "SavedModel, unfolded": "unfolded",
                      "SavedModel + XLA": "folded", "SavedModel mixed_bfloat16": "bfloat16",
                      "SavedModel, weights cached": "folded",
-                     "SavedModel, constant weights": "folded"}
+                     "SavedModel, constant weights": "folded",
+                     "SavedModel, session": "folded"}
 ONNX = "ONNX Runtime"
 # PyTorch side -> (channels_last, torch.compile, bfloat16 autocast)
 TORCH_SIDES = {"torch eager NCHW": (False, False, False),
@@ -142,7 +147,10 @@ def server(side: str, model: str, threads: int, folder: str):
     use_threads(threads)
     import tensorflow as tf
 
-    loaded = tf.saved_model.load(export_of(folder, SAVED_MODEL_SIDES[side], model))
+    path = export_of(folder, SAVED_MODEL_SIDES[side], model)
+    if side.endswith("session"):
+        return session_server(path, threads)
+    loaded = tf.saved_model.load(path)
     signature = loaded.signatures["serving_default"]
     call = lambda image: signature(image=image)  # noqa: E731
     if side.endswith("XLA"):
@@ -160,6 +168,21 @@ def server(side: str, model: str, threads: int, folder: str):
         return call(tf.constant(images))["probabilities"].numpy()
 
     return serve, shape
+
+
+def session_server(path: str, threads: int):
+    """The export's serving_default run in a TF1 Session, as TensorFlow Serving runs it."""
+    import tensorflow as tf
+
+    graph = tf.Graph()
+    session = tf.compat.v1.Session(graph=graph, config=tf.compat.v1.ConfigProto(
+        intra_op_parallelism_threads=threads, inter_op_parallelism_threads=threads))
+    with graph.as_default():
+        signature = tf.compat.v1.saved_model.loader.load(
+            session, ["serve"], path).signature_def["serving_default"]
+    source = signature.inputs["image"]
+    call = session.make_callable(signature.outputs["probabilities"].name, [source.name])
+    return call, tuple(dimension.size for dimension in source.tensor_shape.dim[1:])
 
 
 def measure(side: str, model: str, threads, folder: str, calls) -> dict:
