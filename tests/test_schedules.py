@@ -5,7 +5,8 @@ import pytest
 
 from zoo.checkpoints import RunState
 from zoo.source import Mapping
-from zoo.optimization import make_optimizer
+from zoo.optimization import make_optimizer, schedule_note
+from zoo.spec import spec_from_text
 from zoo.training import Plan, _after_epoch
 
 
@@ -30,6 +31,45 @@ def test_keras_schedules_by_name_start_from_the_optimizers_rate():
     assert isinstance(schedule, keras.optimizers.schedules.CosineDecay)
     assert float(schedule(0)) == pytest.approx(0.01)
     assert float(schedule(100)) == pytest.approx(0.0)
+
+
+SMALL_SPEC = """
+model:
+  inputs: {image: [8, 8, 1]}
+  layers: [flatten, {dense: {units: 10, activation: softmax}}]
+data: {dataset: digits}
+train:
+  epochs: 90
+"""
+
+
+def note_for(schedule: str, epochs: int):
+    spec = spec_from_text(SMALL_SPEC, [f"train.schedule={schedule}"], name="mine")
+    return schedule_note(spec.train["schedule"], epochs)
+
+
+def test_a_schedule_that_fits_the_run_says_nothing():
+    assert note_for("{step: {epochs: [30, 60], warmup_epochs: 5}}", 90) is None
+    assert note_for("{cosine: {warmup_epochs: 5}}", 6) is None
+    assert note_for("cosine", 1) is None
+    assert note_for("{cosine_decay: {decay_steps: 100000}}", 1) is None  # Keras's, in steps
+
+
+def test_a_warm_up_as_long_as_the_run_is_pointed_out_where_it_is_set():
+    note = note_for("{cosine: {warmup_epochs: 5}}", 2)
+    assert note.startswith("--set train.schedule:1:26: train.schedule.cosine.warmup_epochs: ")
+    assert "the warm-up lasts 5 epochs and the run 2" in note
+    assert "never reaching" in note and "cosine decay never begins" in note
+    exactly = note_for("{step: {epochs: [9], warmup_epochs: 5}}", 5)
+    assert "the whole run warms up" in exactly and "never reaching" not in exactly
+
+
+def test_step_cuts_after_the_last_epoch_are_pointed_out():
+    # a cut at epoch e acts from the first step after e epochs: at 2 of a 2-epoch run, never
+    note = note_for("{step: {epochs: [1, 2, 5]}}", 2)
+    assert "train.schedule.step.epochs: the run ends after 2 epochs, before the cuts at " \
+           "epochs 2 and 5" in note
+    assert "after 1 epoch, before the cut at epoch 1," in note_for("{step: {epochs: [1]}}", 1)
 
 
 def plan(**changes):

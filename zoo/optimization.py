@@ -76,6 +76,33 @@ def learning_rate(schedule, base_rate: float, steps_per_epoch: int, epochs: int)
     return LinearWarmup(steps, base_rate, warmup) if warmup else steps
 
 
+def schedule_note(schedule, epochs: int) -> str | None:
+    """What to tell a user whose epoch schedule reaches past a run of `epochs` (a spec
+    shortened with --set train.epochs, or a slip), located at the setting; None when it fits.
+    Not an error: a quick trial of a long recipe is worth running as it is."""
+    if not isinstance(schedule, dict):  # a name alone: no epochs in it
+        return None
+    (name, settings), = schedule.items()
+    if normalize_name(name) not in ("step", "cosine") or not settings:
+        return None
+    warmup = settings.get("warmup_epochs") or 0
+    if warmup >= epochs:
+        return str(settings.error("warmup_epochs", (
+            f"the warm-up lasts {warmup} epoch{'s' if warmup > 1 else ''} and the run {epochs}: "
+            "the whole run warms up"
+            + (", its rate never reaching the optimizer's" if warmup > epochs else "")
+            + (", and the cosine decay never begins" if normalize_name(name) == "cosine"
+               else ""))))
+    late = [epoch for epoch in settings.get("epochs") or () if epoch >= epochs]
+    if late:
+        plural = "s" if len(late) > 1 else ""
+        return str(settings.error("epochs", (
+            f"the run ends after {epochs} epoch{'s' if epochs > 1 else ''}, before the "
+            f"cut{plural} at epoch{plural} {' and '.join(map(str, late))}, so the rate is "
+            "never cut there")))
+    return None
+
+
 @keras.saving.register_keras_serializable(package="zoo")
 class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
     """`target * (step + 1) / steps` for the first `steps` steps, then `after`'s rate: the

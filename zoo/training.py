@@ -28,7 +28,8 @@ from zoo.devices import choose_steps_per_execution, choose_xla
 from zoo.divergence import NonFiniteLoss, current_rate, diverged, rate_in_force
 from zoo.pipeline import (CHAINED_EPOCHS, Batching, Splits, distribute, distribute_by_worker,
                           evaluation_passes, training_batches)
-from zoo.optimization import averaged_weights, call_parts, make_loss, make_optimizer
+from zoo.optimization import (averaged_weights, call_parts, make_loss, make_optimizer,
+                               schedule_note)
 from zoo.progress import EpochProgress
 from zoo.source import Mapping, normalize_name, suggest
 
@@ -410,6 +411,8 @@ def train_phase(phase: Phase, strategy, state: RunState, log=print, progress: bo
     elif start.epochs:
         log(f"resuming {phase.title} after epoch {start.epochs} of {plan.epochs} "
             f"(checkpoint in {state.directory})")
+    if note := schedule_note(phase.section.get("schedule"), plan.epochs):
+        log(f"note: {note}")
     endless, eval_steps = evaluation_passes(splits, input_shape, plan)
     eval_batches = distribute(strategy, endless)  # one iterator for every epoch's evaluation
     for epoch in range(start.epochs, plan.epochs):
