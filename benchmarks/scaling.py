@@ -14,7 +14,7 @@ Real `train.py` processes pinned with `taskset` (worker i on core i), a real clu
 - 2 workers, global batch B (B/2 each), cores 0 and 1.
 Throughput is training images/s of the chief, median over epochs after the first;
 the per-step communication cost is the two-worker step time minus the one-worker
-step time at B/2 (the same computation per worker, without the all-reduce). The last
+step time at B/2 (the same computation per worker, without the all-reduce). The next
 column times a step's two all-reduces alone (the gradients, the statistics) on the same
 pinned pair: what the communication would cost with no worker waiting for the other.
 The last column is the largest share of the pinned cores' time that the hypervisor gave to

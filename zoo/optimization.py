@@ -83,7 +83,8 @@ def schedule_note(schedule, epochs: int) -> str | None:
     if not isinstance(schedule, dict):  # a name alone: no epochs in it
         return None
     (name, settings), = schedule.items()
-    if normalize_name(name) not in ("step", "cosine") or not settings:
+    kind = normalize_name(name)
+    if kind not in ("step", "cosine") or not settings:
         return None
     warmup = settings.get("warmup_epochs") or 0
     if warmup >= epochs:
@@ -91,8 +92,7 @@ def schedule_note(schedule, epochs: int) -> str | None:
             f"the warm-up lasts {warmup} epoch{'s' if warmup > 1 else ''} and the run {epochs}: "
             "the whole run warms up"
             + (", its rate never reaching the optimizer's" if warmup > epochs else "")
-            + (", and the cosine decay never begins" if normalize_name(name) == "cosine"
-               else ""))))
+            + (", and the cosine decay never begins" if kind == "cosine" else ""))))
     late = [epoch for epoch in settings.get("epochs") or () if epoch >= epochs]
     if late:
         plural = "s" if len(late) > 1 else ""
